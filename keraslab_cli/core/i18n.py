@@ -1,0 +1,104 @@
+"""Message translation (gettext catalogs) and language selection.
+
+Messages are written in English in the code and marked with ``_()`` (translate
+now) or ``N_()`` (mark for extraction, translate later). French translations
+live in standard ``.po`` files under ``keraslab_cli/locale/fr/LC_MESSAGES/``.
+They are read with Babel when first needed, so no compiled ``.mo`` file is
+committed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+LANGUAGES = ("en", "fr")
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LANGUAGE_VARIABLE = "KERASLAB_LANG"
+
+_state = {"language": "en"}
+
+
+def resolve_language(flag: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """Choose the language: the flag, then KERASLAB_LANG, then the locale, then English.
+
+    Args:
+        flag: value of ``--lang``, or None when it was not given.
+        environ: environment to read, default ``os.environ``.
+    """
+    environ = os.environ if environ is None else environ
+    if flag:
+        return flag if flag in LANGUAGES else "en"
+    explicit = environ.get(LANGUAGE_VARIABLE, "").strip().lower()
+    if explicit in LANGUAGES:
+        return explicit
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(variable, "")
+        if value:
+            # The first locale variable that is set decides, as in POSIX.
+            return "fr" if value.lower().startswith("fr") else "en"
+    return "en"
+
+
+def set_language(language: str) -> None:
+    """Select the language of every message from now on."""
+    _state["language"] = language if language in LANGUAGES else "en"
+
+
+def get_language() -> str:
+    """Return the selected language code."""
+    return _state["language"]
+
+
+@cache
+def load_catalog(language: str) -> dict[str, str]:
+    """Read every ``.po`` file of a language into a msgid -> msgstr mapping."""
+    from babel.messages.pofile import read_po
+
+    catalog: dict[str, str] = {}
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    for po_path in sorted(folder.glob("*.po")):
+        with po_path.open("rb") as handle:
+            for message in read_po(handle):
+                if message.id and message.string and not message.fuzzy:
+                    catalog[str(message.id)] = str(message.string)
+    return catalog
+
+
+def _(message: str) -> str:
+    """Translate a message into the selected language."""
+    language = get_language()
+    if language == "en" or not message:
+        return message
+    return load_catalog(language).get(message, message)
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction without translating it yet."""
+    return message
+
+
+def format_number(value: float | int | None, digits: int = 4, *, scientific_below: float = 1e-3) -> str:
+    """Format a number for a table: a decimal comma in French, a point in English.
+
+    Args:
+        value: the number; None gives an em dash.
+        digits: significant digits, default 4.
+        scientific_below: magnitudes below this (but not 0) use scientific notation, default 1e-3.
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = f"{value:,}".replace(",", "\u202f" if get_language() == "fr" else ",")
+        return text
+    if value != value:
+        return "NaN"
+    if value != 0 and abs(value) < scientific_below:
+        text = f"{value:.{max(digits - 1, 1)}e}"
+    else:
+        text = f"{value:.{digits}g}"
+    if get_language() == "fr":
+        text = text.replace(".", ",")
+    return text

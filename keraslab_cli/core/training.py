@@ -1,0 +1,324 @@
+"""Training: Keras's own optimizers, losses and callbacks, in a faster loop.
+
+``model.fit`` on the PyTorch backend spends most of each epoch on bookkeeping
+around a tiny computation. The fast engine runs the same steps as ``fit`` with
+torch operations on the Keras model's own variables: the same shuffling of the
+rows (the same draws from torch's global generator as ``fit``'s DataLoader),
+the same loss, the Keras optimizer's ``apply`` for every update, and the same
+Keras callbacks (EarlyStopping, ReduceLROnPlateau). Its loss history equals
+``fit``'s to float32 rounding. A model with a layer the fast engine does not
+know is trained with ``fit`` itself, and the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keraslab_cli.core.backend import keras, torch
+from keraslab_cli.core.data import Dataset
+from keraslab_cli.core.models import make_loss, make_optimizer
+from keraslab_cli.core.spec import ExperimentSpec
+
+ENGINES = ("auto", "fast", "fit")
+TORCH_ACTIVATIONS = {
+    "linear": None,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+}
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class StopRequest:
+    """A flag that a signal handler sets to stop training after the current epoch."""
+
+    signal_number: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+
+@dataclass
+class TrainingResult:
+    """What training produced, whatever the engine.
+
+    Attributes:
+        history: per-epoch lists: ``loss`` (as fit reports it), ``val_loss``
+            with validation data, ``learning_rate``.
+        status: ``completed``, ``early_stopped``, ``diverged`` or ``interrupted``.
+        epochs_run: epochs finished.
+        engine: ``fast`` or ``fit``.
+        engine_note: why ``fit`` was used, when it was.
+        seconds: wall time of the training loop.
+        restored_epoch: 1-based epoch whose weights early stopping restored.
+    """
+
+    history: dict[str, list[float]]
+    status: str
+    epochs_run: int
+    engine: str
+    engine_note: str | None = None
+    seconds: float = 0.0
+    restored_epoch: int | None = None
+    signal_number: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _Monitor(keras.callbacks.Callback):
+    """Records the learning rate, detects divergence and stop requests, reports progress."""
+
+    def __init__(self, epochs: int, on_epoch: EpochCallback | None, stop: StopRequest | None) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.on_epoch = on_epoch
+        self.stop = stop
+        self.status = "completed"
+        self.learning_rates: list[float] = []
+        self.epochs_run = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.learning_rates.append(current_learning_rate(self.model.optimizer))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.epochs_run = epoch + 1
+        loss = logs.get("loss", math.nan)
+        if not math.isfinite(loss) or not math.isfinite(logs.get("val_loss", 0.0)):
+            self.status = "diverged"
+            self.model.stop_training = True
+        elif self.stop is not None and self.stop.requested:
+            self.status = "interrupted"
+            self.model.stop_training = True
+        if self.on_epoch is not None:
+            self.on_epoch(epoch + 1, {**logs, "learning_rate": self.learning_rates[-1]})
+
+
+def current_learning_rate(optimizer) -> float:
+    """Return the learning rate the optimizer's next step will use, as a float."""
+    rate = optimizer.learning_rate
+    if hasattr(rate, "value"):
+        rate = rate.value
+    return float(rate.item()) if hasattr(rate, "item") else float(rate)
+
+
+def batch_size_of(spec: ExperimentSpec, samples: int) -> int:
+    """Return the batch size used: the flag, capped at the data size, or the whole data set."""
+    return samples if spec.batch_size is None else min(spec.batch_size, samples)
+
+
+def train(
+    model: keras.Model,
+    spec: ExperimentSpec,
+    data: Dataset,
+    on_epoch: EpochCallback | None = None,
+    stop: StopRequest | None = None,
+    engine: str = "auto",
+) -> TrainingResult:
+    """Compile and train ``model`` on ``data`` as ``spec`` says.
+
+    Args:
+        model: a model from ``build_mlp`` (not yet compiled).
+        spec: the run's parameters.
+        data: training and validation samples.
+        on_epoch: called after each epoch with its 1-based number and logs.
+        stop: stop request set by a signal handler; checked after each epoch.
+        engine: ``auto`` (fast when possible), ``fast`` or ``fit``, default ``auto``.
+    """
+    samples = len(data.x_train)
+    batch_size = batch_size_of(spec, samples)
+    steps = math.ceil(samples / batch_size)
+    model.compile(optimizer=make_optimizer(spec, steps), loss=make_loss(spec.loss))
+    # Keras builds the optimizer's slots on the first step inside fit, so the
+    # fast engine builds them here, in the same order.
+    model.optimizer.build(model.trainable_variables)
+
+    monitor = _Monitor(spec.epochs, on_epoch, stop)
+    callbacks: list[keras.callbacks.Callback] = [monitor]
+    early = None
+    if spec.early_stopping is not None and data.has_validation:
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.early_stopping, restore_best_weights=True)
+        callbacks.append(early)
+    if spec.lr_schedule == "plateau":
+        watched = "val_loss" if data.has_validation else "loss"
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=watched, factor=spec.lr_decay, patience=spec.patience, min_lr=spec.lr_min)
+        )
+
+    plan, reason = _forward_plan(model) if engine != "fit" else (None, "requested with --engine fit")
+    if engine == "fast" and plan is None:
+        raise ValueError(f"the fast engine cannot train this model: {reason}")
+
+    started = time.perf_counter()
+    if plan is not None:
+        history = _fast_fit(model, plan, data, spec.epochs, batch_size, callbacks)
+        engine_used, note = "fast", None
+    else:
+        history = _keras_fit(model, data, spec.epochs, batch_size, callbacks)
+        engine_used, note = "fit", reason
+    seconds = time.perf_counter() - started
+
+    history["learning_rate"] = monitor.learning_rates[: len(history["loss"])]
+    status = monitor.status
+    restored = None
+    if status == "completed" and early is not None and early.stopped_epoch > 0:
+        status = "early_stopped"
+    if early is not None and early.best_weights is not None and "val_loss" in history:
+        restored = int(np.nanargmin(history["val_loss"])) + 1
+    return TrainingResult(
+        history=history,
+        status=status,
+        epochs_run=len(history["loss"]),
+        engine=engine_used,
+        engine_note=note,
+        seconds=seconds,
+        restored_epoch=restored,
+        signal_number=stop.signal_number if stop is not None else None,
+    )
+
+
+def _forward_plan(model: keras.Model):
+    """Translate the model's layers into torch steps, or explain why not."""
+    plan = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            mean = layer.mean.value if hasattr(layer.mean, "value") else torch.as_tensor(layer.mean)
+            variance = layer.variance.value if hasattr(layer.variance, "value") else torch.as_tensor(layer.variance)
+            scale = torch.clamp(torch.sqrt(variance), min=keras.backend.epsilon())
+            plan.append(("normalize", (mean.detach(), scale.detach())))
+        elif isinstance(layer, keras.layers.Dense):
+            name = getattr(layer.activation, "__name__", "")
+            function = TORCH_ACTIVATIONS.get(name, layer.activation) if name in TORCH_ACTIVATIONS else layer.activation
+            plan.append(("dense", (layer, function)))
+        elif isinstance(layer, keras.layers.Dropout):
+            plan.append(("keras", layer))
+        else:
+            return None, f"layer {layer.name} ({type(layer).__name__}) is not supported by the fast engine"
+    return plan, None
+
+
+def _forward(plan, inputs, training: bool):
+    hidden = inputs
+    for kind, item in plan:
+        if kind == "normalize":
+            mean, scale = item
+            hidden = (hidden - mean) / scale
+        elif kind == "dense":
+            layer, activation = item
+            hidden = torch.matmul(hidden, layer.kernel.value) + layer.bias.value
+            if activation is not None:
+                hidden = activation(hidden)
+        elif training:
+            hidden = item(hidden, training=True)
+    return hidden
+
+
+def _total_loss(model, loss_function, y_true, y_pred):
+    loss = loss_function(y_true, y_pred)
+    penalties = model.losses
+    if penalties:
+        loss = loss + torch.stack([torch.as_tensor(p) for p in penalties]).sum()
+    return loss
+
+
+def _skip_draws(count: int) -> None:
+    """Advance torch's global generator by ``count`` int64 draws."""
+    for _index in range(count):
+        torch.empty((), dtype=torch.int64).random_()
+
+
+def _fit_permutation(samples: int):
+    """Draw a row order exactly as fit's torch DataLoader does for one epoch."""
+    # Each epoch, Keras creates a DataLoader iterator, which draws its base
+    # seed, then RandomSampler draws the seed of its own generator
+    # (keras 3.15 EpochIterator, torch 2.13 DataLoader; the fit-equality test
+    # checks this order).
+    _skip_draws(1)
+    seed = int(torch.empty((), dtype=torch.int64).random_().item())
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return torch.randperm(samples, generator=generator)
+
+
+# Draws of torch's global generator that fit makes outside the row shuffles:
+# two before the first epoch, one after each epoch (an iterator created for the
+# next epoch and discarded), and two more per epoch for validation iterators.
+FIT_DRAWS_AT_START = 2
+FIT_DRAWS_AFTER_EPOCH = 1
+FIT_DRAWS_PER_VALIDATION = 2
+
+
+def _fast_fit(model, plan, data: Dataset, epochs: int, batch_size: int, callbacks) -> dict[str, list[float]]:
+    x = torch.from_numpy(data.x_train)
+    y = torch.from_numpy(data.y_train)
+    x_val = torch.from_numpy(data.x_val) if data.has_validation else None
+    y_val = torch.from_numpy(data.y_val) if data.has_validation else None
+    samples = len(x)
+    variables = model.trainable_variables
+    tensors = [variable.value for variable in variables]
+    optimizer = model.optimizer
+    loss_function = _loss_function(model)
+
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=math.ceil(samples / batch_size))
+    history: dict[str, list[float]] = {"loss": []}
+    if x_val is not None:
+        history["val_loss"] = []
+    model.stop_training = False
+    callback_list.on_train_begin()
+    _skip_draws(FIT_DRAWS_AT_START)
+    for epoch in range(epochs):
+        callback_list.on_epoch_begin(epoch)
+        permutation = _fit_permutation(samples)
+        total = 0.0
+        for start in range(0, samples, batch_size):
+            rows = permutation[start : start + batch_size]
+            loss = _total_loss(model, loss_function, y[rows], _forward(plan, x[rows], training=True))
+            for tensor in tensors:
+                tensor.grad = None
+            loss.backward()
+            with torch.no_grad():
+                optimizer.apply([tensor.grad for tensor in tensors], variables)
+            total += float(loss.item()) * len(rows)
+        logs = {"loss": total / samples}
+        _skip_draws(FIT_DRAWS_AFTER_EPOCH + (FIT_DRAWS_PER_VALIDATION if x_val is not None else 0))
+        if x_val is not None:
+            with torch.no_grad():
+                logs["val_loss"] = float(_total_loss(model, loss_function, y_val, _forward(plan, x_val, training=False)).item())
+        for key, value in logs.items():
+            history[key].append(value)
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return history
+
+
+def _loss_function(model):
+    loss = model.loss
+    if isinstance(loss, keras.losses.MeanSquaredError):
+        return lambda y_true, y_pred: torch.mean(torch.square(y_true - y_pred))
+    return loss
+
+
+def _keras_fit(model, data: Dataset, epochs: int, batch_size: int, callbacks) -> dict[str, list[float]]:
+    validation = (data.x_val, data.y_val) if data.has_validation else None
+    result = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        validation_batch_size=max(len(data.x_val), 1),
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    keys = ["loss", "val_loss"] if validation is not None else ["loss"]
+    return {key: [float(value) for value in result.history[key]] for key in keys}

@@ -18,7 +18,7 @@ from rich.markup import escape
 from typer import _click
 
 from keraslab_cli import __version__
-from keraslab_cli.cli.console import print_error, translate_click_message, error_console
+from keraslab_cli.cli.console import describe_click_error, error_console, print_error
 from keraslab_cli.cli.options import Language, LangOption
 from keraslab_cli.core.errors import KeraslabError
 from keraslab_cli.core.i18n import N_, _, resolve_language, set_language
@@ -63,6 +63,7 @@ def apply_language(command: _click.Command) -> None:
         setattr(rich_utils, key, _(text))
     typer_core._ = _
     for item in _walk(command):
+        _translate_help_option(item)
         original = item.__dict__.setdefault("_english_help", item.help)
         if original:
             item.help = _(original)
@@ -78,6 +79,25 @@ def apply_language(command: _click.Command) -> None:
             if panel:
                 parameter.__dict__.setdefault("_english_panel", panel)
                 parameter.rich_help_panel = _(parameter.__dict__["_english_panel"])
+
+
+def _translate_help_option(command: _click.Command) -> None:
+    """Make the command's --help option describe itself in the selected language.
+
+    Click creates that option lazily, with an English help text, the first
+    time the command needs it, so its getter is wrapped.
+    """
+    if "get_help_option" in command.__dict__:
+        return
+    create = command.get_help_option
+
+    def get_help_option(ctx):
+        option = create(ctx)
+        if option is not None:
+            option.help = _(HELP_OPTION_TEXT)
+        return option
+
+    command.get_help_option = get_help_option
 
 
 def _walk(command: _click.Command):
@@ -96,12 +116,6 @@ _click.formatting.HelpFormatter.write_usage = _translated_usage_prefix
 
 class KeraslabGroup(typer.core.TyperGroup):
     """The root group: selects the language, then runs Click and reports errors."""
-
-    def get_help_option(self, ctx):  # noqa: D401
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.help = _(HELP_OPTION_TEXT)
-        return option
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         args = list(sys.argv[1:] if args is None else args)
@@ -123,7 +137,7 @@ class KeraslabGroup(typer.core.TyperGroup):
             error_console().print(_("Interrupted."))
             exit_code = EXIT_INTERRUPTED
         except _click.exceptions.ClickException as error:
-            print_error(translate_click_message(error.format_message()))
+            print_error(describe_click_error(error))
             exit_code = error.exit_code
         if standalone_mode:
             sys.exit(exit_code)
@@ -136,7 +150,7 @@ def _print_usage_error(error: _click.exceptions.UsageError) -> None:
     if context is not None:
         console.print(escape(context.get_usage()))
         console.print(_("Try '{command} --help' for help.").format(command=context.command_path), style="dim")
-    print_error(translate_click_message(error.format_message()), console)
+    print_error(describe_click_error(error), console)
 
 
 def version_callback(value: bool) -> None:

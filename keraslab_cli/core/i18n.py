@@ -24,13 +24,16 @@ _state = {"language": "en"}
 def resolve_language(flag: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """Choose the language: the flag, then KERASLAB_LANG, then the locale, then English.
 
+    An invalid flag is skipped, so that the error Click then reports about it
+    is in the language of the environment.
+
     Args:
         flag: value of ``--lang``, or None when it was not given.
         environ: environment to read, default ``os.environ``.
     """
     environ = os.environ if environ is None else environ
-    if flag:
-        return flag if flag in LANGUAGES else "en"
+    if flag in LANGUAGES:
+        return flag
     explicit = environ.get(LANGUAGE_VARIABLE, "").strip().lower()
     if explicit in LANGUAGES:
         return explicit

@@ -483,3 +483,23 @@ def test_unknown_language_falls_back_to_english():
     set_language("fr")
     assert i18n._("Summary") == "Résumé"
     assert i18n._("A message nobody translated") == "A message nobody translated"
+
+
+def test_progress_bar_in_french():
+    import io
+
+    from rich.console import Console
+
+    from keraslab_cli.cli.render import EpochProgress
+
+    set_language("fr")
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=120, color_system=None)
+    with EpochProgress(console, epochs=10, enabled=True) as progress:
+        progress.update(10, {"loss": 0.0123, "val_loss": 0.5})
+    text = output.getvalue()
+    assert "Entraînement" in text
+    assert "époque 10/10" in text
+    assert "perte 0,0123" in text
+    assert "val. 0,5" in text
+    assert "époques/s" in text

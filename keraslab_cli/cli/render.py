@@ -29,7 +29,8 @@ class EpochProgress:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn(_("epoch {epoch}/{total}"), style="cyan"),
+            # rich formats a column with the task only: {epoch} becomes a task field.
+            TextColumn(_("epoch {epoch}/{total}").replace("{epoch}", "{task.fields[epoch]}").replace("{total}", "{task.total}"), style="cyan"),
             TextColumn("{task.fields[loss]}"),
             TimeElapsedColumn(),
             TextColumn("{task.fields[speed]}"),
@@ -67,8 +68,6 @@ class EpochProgress:
             speed=_("{speed} epochs/s").format(speed=format_number(round(speed), 4)),
             epoch=epoch,
         )
-        # TextColumn formats {epoch}/{total} from the task's fields.
-        self.progress.columns[2].text_format = _("epoch {epoch}/{total}").replace("{epoch}", "{task.fields[epoch]}").replace("{total}", "{task.total}")
 
 
 def parameter_formula(spec: ExperimentSpec) -> str:

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import re
 import string
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Optional
@@ -251,6 +252,10 @@ def bounded_option(count: Annotated[int, typer.Option("--count", min=1, max=9)] 
     """A command that takes an integer in [1, 9]."""
 
 
+def uuid_option(identifier: Annotated[Optional[uuid.UUID], typer.Option("--id")] = None) -> None:
+    """A command whose value type has no translated message."""
+
+
 def required_option(name: Annotated[str, typer.Option("--name")], size: Annotated[Optional[int], typer.Option("--size")] = None) -> None:
     """A command with a required option."""
 
@@ -264,8 +269,11 @@ def required_option(name: Annotated[str, typer.Option("--name")], size: Annotate
         (bounded_option, ["--count", "0"], "Invalid value for --count: 0 is below the minimum 1.", "Valeur invalide pour --count : 0 est inférieur au minimum 1."),
         (bounded_option, ["--count", "12"], "Invalid value for --count: 12 is above the maximum 9.", "Valeur invalide pour --count : 12 est supérieur au maximum 9."),
         (required_option, ["--size", "2"], "Missing option --name.", "Option manquante : --name."),
+        (bounded_option, ["--count", "\x1b[31m"], "Invalid value for --count: '\\x1b[31m' is not an integer.", "Valeur invalide pour --count : '\\x1b[31m' n'est pas un nombre entier."),
+        (uuid_option, ["--id", "zz"], "Invalid value for --id: 'zz' (Input should be a valid UUID, invalid character: found `z` at 0).",
+         "Valeur invalide pour --id : 'zz' (Input should be a valid UUID, invalid character: found `z` at 0)."),
     ],
-    ids=["path-missing", "path-folder", "bool", "below-minimum", "above-maximum", "missing-option"],
+    ids=["path-missing", "path-folder", "bool", "below-minimum", "above-maximum", "missing-option", "control-characters", "other-type"],
 )
 def test_click_error_descriptions(function, arguments, english, french):
     from keraslab_cli.cli.console import describe_click_error

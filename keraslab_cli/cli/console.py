@@ -123,7 +123,7 @@ def translate_click_message(message: str) -> str:
 
 
 def _unknown_option(error: click_exceptions.NoSuchOption) -> str:
-    text = _("No such option: {name}.").format(name=error.option_name)
+    text = _("No such option: {name}.").format(name=_printable(error.option_name))
     return text + _suggestion(error.option_name, error.possibilities or [])
 
 
@@ -154,7 +154,7 @@ def _invalid_value(error: click_exceptions.BadParameter) -> str | None:
     details = _validation_details(error.__cause__)
     if details is None:
         return None
-    kind, value = details["type"], details.get("input")
+    kind, value = details["type"], _printable(details.get("input"))
     if kind == "value_error":
         reason = str((details.get("ctx") or {}).get("error", ""))
         choices = re.search(r"is not one of (?P<choices>.*)\.$", reason)
@@ -164,12 +164,19 @@ def _invalid_value(error: click_exceptions.BadParameter) -> str | None:
             )
         return None
     if kind not in VALUE_TEMPLATES:
-        return None
+        # pydantic's own reason stays in English, but the flag and the value are shown.
+        return _("Invalid value for {flag}: '{value}' ({reason}).").format(flag=flag, value=value, reason=_printable(details.get("msg", "")))
     limit = (details.get("ctx") or {}).get(LIMIT_OF_TYPE.get(kind, ""), "")
     text = _(VALUE_TEMPLATES[kind]).format(flag=flag, value=value, limit=limit)
     if kind.startswith("float") and isinstance(value, str) and DECIMAL_COMMA.match(value):
         text += " " + _("Write decimals with a point: {value}.").format(value=value.replace(",", "."))
     return text
+
+
+def _printable(value) -> str:
+    """Return a value as text with control characters escaped, so it cannot drive the terminal."""
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _validation_details(cause) -> dict | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from keraslab_cli.cli.console import make_console, print_error
 from keraslab_cli.cli.options import options_for
 from keraslab_cli.cli.render import EpochProgress, architecture_table, summary_table
 from keraslab_cli.core.i18n import _
+from keraslab_cli.core.outputs import strict_json
 from keraslab_cli.core.spec import ExperimentSpec
 
 EXIT_DIVERGED = 1
@@ -29,20 +29,65 @@ def spec_from_values(command: str, values: dict) -> ExperimentSpec:
     return ExperimentSpec(command=command, **fields)
 
 
+class StopNow(BaseException):
+    """Stop request that cannot wait for the end of the epoch.
+
+    It derives from BaseException, as KeyboardInterrupt does, so that no
+    ``except Exception`` in Keras or torch catches it.
+    """
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+class SignalHandler:
+    """Handles SIGINT and SIGTERM during a run.
+
+    Once an epoch has finished, the first signal sets the stop request, so
+    training stops after the current epoch and the partial run is saved.
+    A signal before the first epoch ends (nothing to save yet) or a second
+    signal raises ``StopNow`` at once. Atomic writes then leave no partial file.
+    """
+
+    def __init__(self, stop) -> None:
+        self.stop = stop
+        self.epochs_done = 0
+
+    def on_epoch(self, epoch: int, _logs: dict) -> None:
+        self.epochs_done = epoch
+
+    def __call__(self, signal_number, _frame) -> None:
+        if self.stop.requested or self.epochs_done == 0:
+            raise StopNow(signal_number)
+        self.stop.signal_number = signal_number
+
+
+def exit_code_for(signal_number: int | None) -> int:
+    """Return the shell's exit code for a run stopped by a signal: 143 for SIGTERM, else 130."""
+    return EXIT_SIGTERM if signal_number == signal.SIGTERM else EXIT_SIGINT
+
+
 @contextmanager
 def stop_on_signals(stop):
-    """Turn SIGINT and SIGTERM into a stop request while training runs."""
-    def request(signal_number, _frame):
-        stop.signal_number = signal_number
-
+    """Install ``SignalHandler`` for SIGINT and SIGTERM while training runs."""
+    handler = SignalHandler(stop)
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     for number in previous:
-        signal.signal(number, request)
+        signal.signal(number, handler)
     try:
-        yield stop
+        yield handler
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for number, previous_handler in previous.items():
+            signal.signal(number, previous_handler)
+
+
+def _chain(*callbacks):
+    def call(epoch: int, logs: dict) -> None:
+        for callback in callbacks:
+            callback(epoch, logs)
+
+    return call
 
 
 def run_training_command(command: str, values: dict) -> None:
@@ -58,20 +103,25 @@ def run_training_command(command: str, values: dict) -> None:
     from keraslab_cli.core.training import StopRequest
 
     show_progress = console.is_terminal and not (quiet or json_output)
-    with stop_on_signals(StopRequest()) as stop, EpochProgress(console, spec.epochs, show_progress) as progress:
-        result = run_experiment(
-            spec,
-            Path(values["outputs"]),
-            values["name"],
-            on_epoch=progress.update,
-            stop=stop,
-            engine=values["engine"].value if hasattr(values["engine"], "value") else values["engine"],
-            command_line=["keraslab", *sys.argv[1:]],
-            prepared=prepared,
-        )
+    stop = StopRequest()
+    try:
+        with stop_on_signals(stop) as handler, EpochProgress(console, spec.epochs, show_progress) as progress:
+            result = run_experiment(
+                spec,
+                Path(values["outputs"]),
+                values["name"],
+                on_epoch=_chain(handler.on_epoch, progress.update),
+                stop=stop,
+                engine=values["engine"].value if hasattr(values["engine"], "value") else values["engine"],
+                command_line=["keraslab", *sys.argv[1:]],
+                prepared=prepared,
+            )
+    except StopNow as stopped:
+        print_error(_("Interrupted; the run was stopped at once, so {folder} may lack some files and has no run.json.").format(folder=prepared[1]))
+        raise typer.Exit(exit_code_for(stopped.signal_number)) from None
 
     if json_output:
-        typer.echo(json.dumps(result_document(result), ensure_ascii=False, default=str))
+        typer.echo(strict_json(result_document(result)))
     else:
         console.print(architecture_table(result.layers))
         console.print(summary_table(result))
@@ -89,7 +139,10 @@ def run_training_command(command: str, values: dict) -> None:
         raise typer.Exit(EXIT_DIVERGED)
     if result.status == "interrupted":
         print_error(_("Interrupted at epoch {epoch}; the partial run is saved in {folder}.").format(epoch=result.stopped_epoch, folder=result.folder))
-        raise typer.Exit(EXIT_SIGTERM if result.signal_number == signal.SIGTERM else EXIT_SIGINT)
+        raise typer.Exit(exit_code_for(result.signal_number))
+    if stop.requested:
+        print_error(_("Interrupted after the last epoch; the complete run is saved in {folder}.").format(folder=result.folder))
+        raise typer.Exit(exit_code_for(stop.signal_number))
 
 
 def result_document(result) -> dict:

@@ -79,12 +79,15 @@ def make_dataset(spec: ExperimentSpec) -> Dataset:
     """Build the data set that a specification describes, checking f on the interval."""
     target = parse_expression(spec.function)
     x, y = sample_target(target, spec.interval, spec.n)
+    _check_float32_range(x, y, spec, noisy=False)
     if spec.sigma > 0 or spec.mu != 0:
         y = y + gaussian_noise(spec.mu, spec.sigma, spec.n, spec.resolved_noise_seed)
+        _check_float32_range(x, y, spec, noisy=True)
     train, val = split_indices(spec.n, spec.val_split, spec.resolved_noise_seed)
     x_train = x[train]
     x_mean, x_std = float(x_train.mean()), float(x_train.std())
-    if spec.normalize and not x_std > 0:
+    # Points distinct in float64 can round to one float32 value, and Keras trains on float32.
+    if spec.normalize and not (x_std > 0 and np.ptp(x_train.astype(np.float32)) > 0):
         raise InvalidValue("normalize", True, _("inputs that are not all equal: their standard deviation is 0, so they cannot be centred and reduced"))
     return Dataset(
         x_train=_column(x_train),
@@ -94,6 +97,23 @@ def make_dataset(spec: ExperimentSpec) -> Dataset:
         target=target,
         x_mean=x_mean,
         x_std=x_std,
+    )
+
+
+def _check_float32_range(x: np.ndarray, y: np.ndarray, spec: ExperimentSpec, noisy: bool) -> None:
+    """Reject samples that overflow float32, the type Keras trains in."""
+    too_large = np.abs(y) > np.finfo(np.float32).max
+    if not too_large.any():
+        return
+    position = int(np.argmax(too_large))
+    if noisy:
+        raise InvalidValue("sigma", spec.sigma, _("noise that keeps every y within the float32 range (±3.4e38); lower --sigma or --mu"))
+    raise InvalidValue(
+        "function",
+        spec.function,
+        _("a function whose values fit in float32 (±3.4e38), the type Keras trains in, but f({x}) = {y:.3g}; change --interval or --function").format(
+            x=f"{x[position]:.4g}", y=y[position]
+        ),
     )
 
 

@@ -19,7 +19,7 @@ from keraslab_cli.core.data import Dataset, dense_grid, make_dataset
 from keraslab_cli.core.errors import InvalidValue
 from keraslab_cli.core.i18n import _
 from keraslab_cli.core.naming import run_name
-from keraslab_cli.core.outputs import append_index, folder_lock, prepare_folder, write_csv, write_json
+from keraslab_cli.core.outputs import append_index, folder_lock, prepare_folder, remove_temporaries, write_csv, write_json
 from keraslab_cli.core.spec import ExperimentSpec, validate
 
 RUN_FILES = ("fit.png", "loss.png", "history.csv", "model.keras", "run.json", "data.csv")
@@ -105,6 +105,9 @@ def run_experiment(
     )
 
     with folder_lock(folder):
+        # run.json is written last, so a folder without it holds an unfinished run.
+        remove_temporaries(folder)
+        (folder / "run.json").unlink(missing_ok=True)
         files = _write_outputs(folder, spec, data, model, result, metrics)
         metrics["total_seconds"] = time.perf_counter() - started
         metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,8 +2,12 @@
 
 Every file is written to a temporary file in its destination folder, then
 renamed over the destination, so a reader never sees a half-written file even
-when the process is killed. The index ``runs.csv`` is appended under a lock
-file, so concurrent processes never interleave or lose rows.
+when the process is killed. Temporary names start with ``.`` and contain
+``.tmp``. A process killed by SIGKILL leaves its temporary file behind, so
+``remove_temporaries`` deletes it the next time a run writes that folder. The
+index ``runs.csv`` is appended under a lock file with one ``write`` call per
+row, so concurrent processes never interleave or lose rows. Lock files
+(``.NAME.lock``, empty) stay in place, as filelock leaves them on Unix.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -70,8 +75,29 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write a JSON document atomically, indented, with a final newline."""
-    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    """Write a JSON document atomically, indented, with a final newline.
+
+    NaN and infinite numbers (the loss of a diverged run) are written as
+    ``null``, because strict JSON parsers reject ``NaN`` and ``Infinity``.
+    """
+    return write_text(path, strict_json(data, indent=2) + "\n")
+
+
+def strict_json(data: Any, **options: Any) -> str:
+    """Serialize to standard JSON, turning NaN and infinities into null."""
+    return json.dumps(_finite_only(data), ensure_ascii=False, allow_nan=False, default=_json_default, **options)
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_only(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_only(item) for item in value]
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Path:
@@ -114,6 +140,24 @@ def prepare_folder(folder: Path) -> Path:
     return folder
 
 
+TEMPORARY_PATTERNS = (".*.tmp*", ".write-check-*")
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that killed processes left in a run folder.
+
+    Call it only while holding ``folder_lock(folder)``: every write to a run
+    folder happens under that lock, so any temporary file found then belongs
+    to a process that died.
+    """
+    removed = []
+    for pattern in TEMPORARY_PATTERNS:
+        for path in Path(folder).glob(pattern):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def folder_lock(folder: Path):
     """Hold an exclusive lock on a run folder while its files are written."""
@@ -136,10 +180,14 @@ def append_index(outputs: Path, row: dict[str, Any]) -> Path:
         if not index.exists() or index.stat().st_size == 0:
             writer.writerow(INDEX_COLUMNS)
         writer.writerow([_index_cell(row.get(column)) for column in INDEX_COLUMNS])
-        with index.open("a", encoding="utf-8") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
+        # One write() on an O_APPEND descriptor: a process killed here leaves
+        # the row whole or absent, never half of it.
+        descriptor = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(descriptor, buffer.getvalue().encode("utf-8"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
     return index
 
 

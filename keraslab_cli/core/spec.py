@@ -13,7 +13,19 @@ from typing import Any
 
 from keraslab_cli.core import defaults
 from keraslab_cli.core.errors import InvalidValue
-from keraslab_cli.core.i18n import _
+from keraslab_cli.core.i18n import _, format_number
+
+# Upper limits that catch a typo (--p 100000) before Keras tries to allocate
+# it. The lab's networks have a few hundred parameters and 100 points, so the
+# limits are far above any exercise.
+MAX_TRAINABLE_PARAMETERS = 10_000_000
+MAX_POINTS = 1_000_000
+# Keras builds each layer in Python, so a deep stack is slow to build; the lab uses a few layers.
+MAX_LAYERS = 1000
+# keras.utils.set_random_seed seeds NumPy's legacy generator, which accepts 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+# Keras trains in float32, so inputs beyond its largest value would become infinite.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,16 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
     _check(spec.units >= 1, "units", spec.units, positive_integer)
     _check(spec.epochs >= 1, "epochs", spec.epochs, positive_integer)
     _check(spec.n >= 2, "n", spec.n, _("an integer of at least 2 (points to learn from)"))
+    _check(spec.n <= MAX_POINTS, "n", spec.n, _("at most {limit} points").format(limit=format_number(MAX_POINTS)))
+    _check(spec.layers <= MAX_LAYERS, "layers", spec.layers, _("at most {limit} hidden layers").format(limit=MAX_LAYERS))
+    # (L-1)p² + (L+2)p + 1 weights and biases: hidden kernels, biases and the output neuron.
+    parameters = (spec.layers - 1) * spec.units**2 + (spec.layers + 2) * spec.units + 1
+    too_big = _("a network of at most {limit} trainable parameters, but this one would have {count}; use fewer layers or neurons").format(limit=format_number(MAX_TRAINABLE_PARAMETERS), count=format_number(parameters))
+    _check(parameters <= MAX_TRAINABLE_PARAMETERS, "units", spec.units, too_big)
+    seed_range = _("an integer from 0 to {limit}").format(limit=MAX_SEED)
+    _check(0 <= spec.seed <= MAX_SEED, "seed", spec.seed, seed_range)
+    if spec.noise_seed is not None:
+        _check(0 <= spec.noise_seed <= MAX_SEED, "noise_seed", spec.noise_seed, seed_range)
     _check(spec.activation in defaults.ACTIVATIONS, "activation", spec.activation, _("one of: {choices}").format(choices=", ".join(defaults.ACTIVATIONS)))
     _check(spec.optimizer in defaults.OPTIMIZERS, "optimizer", spec.optimizer, _("one of: {choices}").format(choices=", ".join(defaults.OPTIMIZERS)))
     _check(spec.loss in defaults.LOSSES, "loss", spec.loss, _("one of: {choices}").format(choices=", ".join(defaults.LOSSES)))
@@ -126,6 +148,7 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
 
     low, high = spec.interval
     _check(_is_finite(low) and _is_finite(high) and low < high, "interval", f"{low} {high}", _("two finite bounds A B with A < B, for example 0 5"))
+    _check(max(abs(low), abs(high)) <= FLOAT32_MAX, "interval", f"{low} {high}", _("bounds between -3.4e38 and 3.4e38, the range of float32 numbers that Keras trains with"))
     _check(_is_finite(spec.sigma) and spec.sigma >= 0, "sigma", spec.sigma, _("a finite standard deviation of at least 0, for example 0.3"))
     _check(_is_finite(spec.mu), "mu", spec.mu, _("a finite number"))
     _check(_is_finite(spec.val_split) and 0 <= spec.val_split < 1, "val_split", spec.val_split, _("a share in [0, 1), for example 0.2"))

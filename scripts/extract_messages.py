@@ -8,9 +8,12 @@ what translators merge into their catalogs with the usual tools:
     msgmerge --update keraslab_cli/locale/fr/LC_MESSAGES/keraslab.po keraslab_cli/locale/keraslab.pot
 
 (``pybabel update -i keraslab_cli/locale/keraslab.pot -o <file.po> -l fr``
-does the same as msgmerge.) The same extraction is available on the command
-line as ``pybabel extract -k _ -k N_ --no-default-keywords -o
-keraslab_cli/locale/keraslab.pot keraslab_cli``.
+does the same as msgmerge.) The template contains the messages of every
+command, so a merged catalog also lists those that another catalog
+translates. keraslab skips empty and fuzzy entries, so they do no harm.
+``pybabel extract -k _ -k N_ --no-default-keywords -o
+keraslab_cli/locale/keraslab.pot keraslab_cli`` extracts the same messages,
+except a ``_('...')`` written inside an f-string, which only this script sees.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ TEMPLATE = PACKAGE / "locale" / "keraslab.pot"
 KEYWORDS = {"_": None, "N_": None}
 METHOD_MAP = [("**.py", "python")]
 # Python 3.11 tokenizes an f-string as one string, so Babel does not see a
-# _('...') call written inside one; these are found in the f-string's text.
+# _('...') call written inside one. This pattern finds them in its text.
 CALL_IN_FSTRING = re.compile(r"""\bN?_\((?P<quote>['"])(?P<message>.+?)(?P=quote)\)""")
 
 
@@ -68,7 +71,7 @@ def build_template(messages: list[tuple[str, int, str]]) -> Catalog:
 
 
 def _flags(message: str) -> tuple[str, ...]:
-    # Messages filled with str.format keep their {fields}; msgfmt checks them under this flag.
+    # msgfmt --check verifies that a translation keeps the {fields} of a message with this flag.
     return ("python-brace-format",) if "{" in message else ()
 
 

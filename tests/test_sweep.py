@@ -134,7 +134,8 @@ def test_summary_mean_and_sample_std(tmp_path):
     outcomes = [fake_outcome(index, "completed", loss, 2 * loss) for index, loss in enumerate(losses)]
     summaries = summarize(plan, outcomes)
     best, second = summaries
-    assert best.spec.units == 3 and best.rank == 1
+    assert best.spec.units == 3
+    assert best.rank == 1
     assert best.final_loss == pytest.approx(np.mean([0.05, 0.07, 0.09]), abs=1e-12)
     assert best.final_loss_std == pytest.approx(0.02, abs=1e-12)
     assert second.final_loss_std == pytest.approx(0.1, abs=1e-12)

@@ -185,7 +185,7 @@ def ranked_table(plan, summaries) -> Table:
     table.add_column("#", justify="right")
     for name in plan.swept:
         table.add_column(short_label(name))
-    for header in (_("final loss"), _("MSE(F, f)"), _("parameters"), _("epochs"), _("s per run")):
+    for header in (_("final loss"), _("MSE(F, f)"), _("parameters"), _("epochs"), _("time (s)")):
         table.add_column(header, justify="right")
     table.add_column(_("status"), no_wrap=True)
     for summary in summaries:

@@ -4,7 +4,7 @@ A sweep expands each flag's text (``2,5,10``, ``2:10:2``, ``both``) into
 values, takes the cartesian product, and runs every configuration, ``repeat``
 times with consecutive seeds, through ``run_experiment``. Runs go to a pool of
 worker processes that each import Keras once and use one torch thread. A run
-whose folder already holds a run.json with the same configuration is reused,
+whose folder already contains a run.json with the same configuration is reused,
 so an interrupted sweep resumes where it stopped.
 """
 
@@ -140,8 +140,11 @@ def _parse_range(field_name: str, kind: Any, item: str) -> list[int | float]:
     parts = item.split(":")
     if len(parts) not in (2, 3):
         raise InvalidValue(field_name, item, _("a range START:STOP or START:STOP:STEP, for example 2:10:2"))
-    start, stop = (_parse_number(field_name, kind, part) for part in parts[:2])
-    step = _parse_number(field_name, kind, parts[2]) if len(parts) == 3 else 1
+    try:
+        start, stop = (_parse_number(field_name, kind, part) for part in parts[:2])
+        step = _parse_number(field_name, kind, parts[2]) if len(parts) == 3 else 1
+    except InvalidValue as error:
+        raise InvalidValue(field_name, item, error.expected) from None
     if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0) or stop < start:
         raise InvalidValue(field_name, item, _("a range START:STOP:STEP with START ≤ STOP and a positive STEP, for example 2:10:2"))
     count = math.floor((stop - start) / step + 1e-9) + 1
@@ -323,7 +326,7 @@ def format_value(field_name: str, value: Any, spec: ExperimentSpec | None = None
 
 @dataclass
 class RunOutcome:
-    """What one run of a sweep produced, as plain data that crosses processes.
+    """The result of one run of a sweep, as plain data that crosses processes.
 
     Attributes:
         status: ``completed``, ``early_stopped``, ``diverged``, ``interrupted`` or ``failed``.
@@ -351,7 +354,11 @@ def plot_grid(spec: ExperimentSpec) -> np.ndarray:
 
 
 def execute_run(run: SweepRun, outputs: Path, engine: str = "auto", command_line: list[str] | None = None) -> RunOutcome:
-    """Train one run of a sweep (or read it back when reusable); never raise for a failed run."""
+    """Train one run of a sweep, or read it back when reusable.
+
+    A run that raises an ``Exception`` is returned with status ``failed`` and
+    the error's text, so one bad configuration does not stop the others.
+    """
     outcome = RunOutcome(run.index, "failed", False, str(run.folder))
     try:
         document = reusable_run(run.spec, run.folder) if run.reusable else None
@@ -428,13 +435,14 @@ def prepare_worker(language: str) -> None:
     set_threads(1)
 
 
-def run_tasks(function: Callable[..., Any], tasks: list[tuple], jobs: int, on_result: Callable[[Any], None], on_broken: Callable[[tuple], Any]) -> None:
+def run_tasks(function: Callable[..., Any], tasks: list[tuple], jobs: int, on_result: Callable[[Any], Any], on_broken: Callable[[tuple], Any]) -> None:
     """Call ``function(*task)`` for every task in ``jobs`` worker processes.
 
-    With one job the tasks run in this process, one torch thread. Results are
-    passed to ``on_result`` as they arrive. When a worker dies (killed, out of
-    memory), every task without a result is passed to ``on_broken``, whose
-    return value is reported through ``on_result``.
+    With one job the tasks run in this process, with one torch thread. Results
+    are passed to ``on_result`` as they arrive; when it returns True, the tasks
+    not yet finished are dropped and the workers stopped. When a worker dies
+    (killed, out of memory), every task without a result is passed to
+    ``on_broken``, whose return value is reported through ``on_result``.
     """
     if jobs <= 1:
         _run_here(function, tasks, on_result)
@@ -448,30 +456,36 @@ def run_tasks(function: Callable[..., Any], tasks: list[tuple], jobs: int, on_re
         initargs=(get_language(),),
     )
     futures = {executor.submit(function, *task): task for task in tasks}
-    pending = dict(futures)
+    stopped = False
     try:
         for future in as_completed(futures):
-            task = pending.pop(future)
             try:
                 result = future.result()
             except BrokenProcessPool:
-                result = on_broken(task)
-            on_result(result)
+                result = on_broken(futures[future])
+            if on_result(result):
+                stopped = True
+                break
     except BaseException:
-        _terminate_workers(executor)
+        stopped = True
         raise
     finally:
+        if stopped:
+            for future in futures:
+                future.cancel()
+            _terminate_workers(executor)
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_here(function: Callable[..., Any], tasks: list[tuple], on_result: Callable[[Any], None]) -> None:
+def _run_here(function: Callable[..., Any], tasks: list[tuple], on_result: Callable[[Any], Any]) -> None:
     from keraslab_cli.core.backend import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         for task in tasks:
-            on_result(function(*task))
+            if on_result(function(*task)):
+                break
     finally:
         torch.set_num_threads(threads)
 

@@ -44,7 +44,7 @@ def mean_curve(losses: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
     table = np.full((max(len(losses), 1), length), np.nan)
     for row, loss in enumerate(losses):
         table[row, : len(loss)] = _positive(np.asarray(loss, dtype=float))
-    # Epochs that no run reached are all-NaN columns: NumPy warns, and NaN is the right answer.
+    # Epochs that no run reached are all-NaN columns. NumPy warns about them, and NaN is the correct result.
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(table, axis=0), np.nanmin(table, axis=0), np.nanmax(table, axis=0)
@@ -66,7 +66,11 @@ def plot_loss_curves(path: Path, plan: SweepPlan, summaries: list[ConfigurationS
         mean, low, high = mean_curve(losses)
         epochs = np.arange(1, len(mean) + 1)
         color = colors(position % colors.N)
-        style = "--" if summary.status == "diverged" else ("-" if position < colors.N else ":")
+        style = "-"
+        if summary.status == "diverged":
+            style = "--"
+        elif position >= colors.N:
+            style = ":"  # past the palette's colors, a line style tells curves apart
         label = f"#{summary.rank} {run_label(plan, summary)} · {format_number(summary.final_loss, 3)}"
         axis.plot(epochs, mean, style, color=color, linewidth=1.4, label=label)
         if len(losses) > 1:

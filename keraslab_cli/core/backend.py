@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Keras reads KERAS_BACKEND once, at its first import, so it is set here,
 # before that import, and nowhere else.
@@ -31,4 +33,20 @@ def set_threads(count: int | None) -> None:
         torch.set_num_threads(count)
 
 
-__all__ = ["keras", "torch", "set_threads"]
+@contextmanager
+def limited_threads(count: int | None) -> Iterator[None]:
+    """Run the block with torch using at most ``count`` CPU threads, then restore the previous count.
+
+    ``None`` leaves torch's thread count unchanged, and so does a count above it.
+    """
+    previous = torch.get_num_threads()
+    if count is not None and 1 <= count < previous:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+__all__ = ["keras", "torch", "set_threads", "limited_threads"]

@@ -2,12 +2,12 @@
 
 ``model.fit`` on the PyTorch backend spends most of each epoch on bookkeeping
 around a tiny computation. The fast engine runs the same steps as ``fit`` with
-torch operations on the Keras model's own variables: the same shuffling of the
-rows (the same draws from torch's global generator as ``fit``'s DataLoader),
-the same loss, the Keras optimizer's ``apply`` for every update, and the same
-Keras callbacks (EarlyStopping, ReduceLROnPlateau). Its loss history equals
-``fit``'s to float32 rounding. A model with a layer the fast engine does not
-know is trained with ``fit`` itself, and the result says so.
+torch operations on the Keras model's own variables. It shuffles the rows with
+the same draws from torch's global generator as ``fit``'s DataLoader, computes
+the same loss, updates the weights with the Keras optimizer's update rule, and
+drives the same Keras callbacks (EarlyStopping, ReduceLROnPlateau). Its loss
+history equals ``fit``'s to float32 rounding. A model with a layer the fast
+engine does not know is trained with ``fit`` itself, and the result says why.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keraslab_cli.core.backend import keras, torch
+from keraslab_cli.core.backend import keras, limited_threads, torch
 from keraslab_cli.core.data import Dataset
 from keraslab_cli.core.models import make_loss, make_optimizer
 from keraslab_cli.core.spec import ExperimentSpec
@@ -33,6 +33,14 @@ TORCH_ACTIVATIONS = {
 }
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+# Largest matrix product of a training step, in multiply-adds (batch rows ×
+# inputs × units), that trains on one CPU thread. Below it, torch's intra-op
+# threads cost more in synchronisation than they save. On a 2-core machine
+# whose cores other processes kept busy, a step of the lab's default model
+# (10,000 multiply-adds) took 16 times longer on two threads than on one.
+# NOTE: the limit is an estimate; the crossover was not measured on an idle machine.
+SINGLE_THREAD_MAX_MULTIPLY_ADDS = 2**20
 
 
 @dataclass
@@ -157,12 +165,13 @@ def train(
         raise ValueError(f"the fast engine cannot train this model: {reason}")
 
     started = time.perf_counter()
-    if plan is not None:
-        history = _fast_fit(model, plan, data, spec.epochs, batch_size, callbacks)
-        engine_used, note = "fast", None
-    else:
-        history = _keras_fit(model, data, spec.epochs, batch_size, callbacks)
-        engine_used, note = "fit", reason
+    with limited_threads(thread_count_for(model, batch_size)):
+        if plan is not None:
+            history = _fast_fit(model, plan, data, spec.epochs, batch_size, callbacks)
+            engine_used, note = "fast", None
+        else:
+            history = _keras_fit(model, data, spec.epochs, batch_size, callbacks)
+            engine_used, note = "fit", reason
     seconds = time.perf_counter() - started
 
     history["learning_rate"] = monitor.learning_rates[: len(history["loss"])]
@@ -184,19 +193,40 @@ def train(
     )
 
 
+def thread_count_for(model: keras.Model, batch_size: int) -> int | None:
+    """Return 1 when every matrix product of a step is small enough for one thread, else None (torch's default)."""
+    largest = 0
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            largest = max(largest, batch_size * math.prod(kernel.shape))
+    return 1 if largest <= SINGLE_THREAD_MAX_MULTIPLY_ADDS else None
+
+
 def _forward_plan(model: keras.Model):
-    """Translate the model's layers into torch steps, or explain why not."""
+    """Translate the model's layers into torch steps, or explain why not.
+
+    Dense steps hold the torch tensors behind the layer's kernel and bias.
+    Keras updates those tensors in place (the optimizers' ``_foreach_*_``
+    calls, ``Variable.assign`` with ``copy_``), so they stay valid for the
+    whole training and reading them skips ``Variable.value``'s checks.
+    """
     plan = []
     for layer in model.layers:
+        if getattr(layer, "activity_regularizer", None) is not None:
+            return None, f"layer {layer.name} has an activity regularizer, which only fit applies"
         if isinstance(layer, keras.layers.Normalization):
             mean = layer.mean.value if hasattr(layer.mean, "value") else torch.as_tensor(layer.mean)
             variance = layer.variance.value if hasattr(layer.variance, "value") else torch.as_tensor(layer.variance)
             scale = torch.clamp(torch.sqrt(variance), min=keras.backend.epsilon())
             plan.append(("normalize", (mean.detach(), scale.detach())))
         elif isinstance(layer, keras.layers.Dense):
+            if layer.lora_enabled or layer.quantization_mode is not None:
+                return None, f"layer {layer.name} is quantized or uses LoRA"
             name = getattr(layer.activation, "__name__", "")
-            function = TORCH_ACTIVATIONS.get(name, layer.activation) if name in TORCH_ACTIVATIONS else layer.activation
-            plan.append(("dense", (layer, function)))
+            function = TORCH_ACTIVATIONS[name] if name in TORCH_ACTIVATIONS else layer.activation
+            bias = layer.bias.value if layer.bias is not None else None
+            plan.append(("dense", (layer.kernel.value, bias, function)))
         elif isinstance(layer, keras.layers.Dropout):
             plan.append(("keras", layer))
         else:
@@ -211,8 +241,12 @@ def _forward(plan, inputs, training: bool):
             mean, scale = item
             hidden = (hidden - mean) / scale
         elif kind == "dense":
-            layer, activation = item
-            hidden = torch.matmul(hidden, layer.kernel.value) + layer.bias.value
+            kernel, bias, activation = item
+            # matmul then add, as Keras's Dense does: a fused addmm rounds
+            # differently and the history would drift away from fit's.
+            hidden = torch.matmul(hidden, kernel)
+            if bias is not None:
+                hidden = hidden + bias
             if activation is not None:
                 hidden = activation(hidden)
         elif training:
@@ -220,12 +254,45 @@ def _forward(plan, inputs, training: bool):
     return hidden
 
 
-def _total_loss(model, loss_function, y_true, y_pred):
+def _total_loss(model, loss_function, y_true, y_pred, regularized: bool):
     loss = loss_function(y_true, y_pred)
-    penalties = model.losses
-    if penalties:
-        loss = loss + torch.stack([torch.as_tensor(p) for p in penalties]).sum()
+    if regularized:
+        penalties = model.losses
+        if penalties:
+            loss = loss + torch.stack([torch.as_tensor(p) for p in penalties]).sum()
     return loss
+
+
+def _update_function(optimizer, variables) -> Callable[[list], None]:
+    """Return the step that applies gradients with the Keras optimizer's update rule.
+
+    ``optimizer.apply`` spends about as long on checks as on the update for the
+    lab's models. Without its optional features (loss scaling, gradient
+    accumulation, EMA, constraints, variables overwritten by their gradient),
+    ``apply`` clips the gradients, applies weight decay, runs the backend's
+    update step with the current learning rate and adds 1 to the iterations
+    counter, so the returned step does exactly that. Otherwise it calls
+    ``apply`` itself.
+    """
+    plain = (
+        optimizer.loss_scale_factor is None
+        and not optimizer.gradient_accumulation_steps
+        and not optimizer.use_ema
+        and all(variable.constraint is None for variable in variables)
+        and not any(getattr(variable, "overwrite_with_gradient", False) for variable in variables)
+    )
+    if not plain:
+        return lambda gradients: optimizer.apply(gradients, variables)
+
+    iterations = optimizer.iterations.value
+
+    def update(gradients):
+        gradients = optimizer._clip_gradients(gradients)
+        optimizer._apply_weight_decay(variables)
+        optimizer._backend_update_step(gradients, variables, optimizer.learning_rate)
+        iterations.add_(1)
+
+    return update
 
 
 def _skip_draws(count: int) -> None:
@@ -263,8 +330,9 @@ def _fast_fit(model, plan, data: Dataset, epochs: int, batch_size: int, callback
     samples = len(x)
     variables = model.trainable_variables
     tensors = [variable.value for variable in variables]
-    optimizer = model.optimizer
+    update = _update_function(model.optimizer, variables)
     loss_function = _loss_function(model)
+    regularized = any(variable.regularizer is not None for variable in variables)
 
     callback_list = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=math.ceil(samples / batch_size))
     history: dict[str, list[float]] = {"loss": []}
@@ -279,18 +347,17 @@ def _fast_fit(model, plan, data: Dataset, epochs: int, batch_size: int, callback
         total = 0.0
         for start in range(0, samples, batch_size):
             rows = permutation[start : start + batch_size]
-            loss = _total_loss(model, loss_function, y[rows], _forward(plan, x[rows], training=True))
-            for tensor in tensors:
-                tensor.grad = None
-            loss.backward()
+            loss = _total_loss(model, loss_function, y[rows], _forward(plan, x[rows], training=True), regularized)
+            gradients = torch.autograd.grad(loss, tensors)
             with torch.no_grad():
-                optimizer.apply([tensor.grad for tensor in tensors], variables)
-            total += float(loss.item()) * len(rows)
+                update(list(gradients))
+            total += loss.item() * len(rows)
         logs = {"loss": total / samples}
         _skip_draws(FIT_DRAWS_AFTER_EPOCH + (FIT_DRAWS_PER_VALIDATION if x_val is not None else 0))
         if x_val is not None:
-            with torch.no_grad():
-                logs["val_loss"] = float(_total_loss(model, loss_function, y_val, _forward(plan, x_val, training=False)).item())
+            with torch.inference_mode():
+                val_loss = _total_loss(model, loss_function, y_val, _forward(plan, x_val, training=False), regularized)
+            logs["val_loss"] = val_loss.item()
         for key, value in logs.items():
             history[key].append(value)
         callback_list.on_epoch_end(epoch, logs)

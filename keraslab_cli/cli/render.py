@@ -125,6 +125,8 @@ def summary_table(result) -> Table:
         add(_("Regularization"), f"L1 {format_number(spec.l1)}, L2 {format_number(spec.l2)}, dropout {format_number(spec.dropout)}" + (" — " + _("the training loss includes the L1/L2 penalty, as in Keras") if spec.l1 or spec.l2 else ""))
     add(_("Loss"), loss_name)
     add(_("Final loss"), format_number(metrics.get("final_loss")))
+    if metrics.get("final_data_loss") is not None:
+        add(_("Final loss without the penalty"), format_number(metrics["final_data_loss"]))
     if metrics.get("best_epoch"):
         add(_("Best loss"), _("{value} at epoch {epoch}").format(value=format_number(metrics.get("best_loss")), epoch=metrics["best_epoch"]))
     add(_("Max |F(x) − f(x)| on the data"), format_number(metrics.get("max_abs_error")))

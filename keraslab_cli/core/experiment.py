@@ -54,6 +54,9 @@ def check_name(name: str | None) -> str | None:
 def prepare_run(spec: ExperimentSpec, outputs: Path, name: str | None = None) -> tuple[Dataset, Path]:
     """Validate everything that can fail before training: values, data, output folder."""
     validate(spec)
+    if spec.lr_schedule == "plateau" and not spec.lr_decay < 1:
+        # Keras's ReduceLROnPlateau rejects a factor of 1, which would never lower the rate.
+        raise InvalidValue("lr_decay", spec.lr_decay, _("a factor in (0, 1) with --lr-schedule plateau, for example 0.5"))
     check_name(name)
     data = make_dataset(spec)
     folder = prepare_folder(Path(outputs) / spec.command / (name or run_name(spec)))
@@ -89,8 +92,13 @@ def run_experiment(
     from keraslab_cli.core.training import train
 
     model = build_mlp(spec, data)
+    penalties: list[float] = []
+    if spec.l1 > 0 or spec.l2 > 0:
+        on_epoch = _recording_penalties(model, on_epoch, penalties)
     result = train(model, spec, data, on_epoch=on_epoch, stop=stop, engine=engine)
     history = result.history
+    if penalties:
+        add_data_losses(history, penalties)
     metrics = compute_metrics(model, spec, data, history)
     metrics.update(
         trainable_params=int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
@@ -161,6 +169,41 @@ def run_experiment(
     )
 
 
+def _recording_penalties(model, on_epoch, penalties: list[float]):
+    """Wrap the epoch callback so that it also records the L1/L2 penalty.
+
+    ``penalties`` receives the penalty of the initial weights now, then the
+    penalty after each epoch: entry e is the penalty of the weights that epoch
+    e + 1 starts from.
+    """
+    from keraslab_cli.core.models import regularization_penalty
+
+    penalties.append(regularization_penalty(model))
+
+    def record(epoch: int, logs: dict) -> None:
+        penalties.append(regularization_penalty(model))
+        if on_epoch is not None:
+            on_epoch(epoch, logs)
+
+    return record
+
+
+def add_data_losses(history: dict[str, list[float]], penalties: list[float]) -> None:
+    """Add ``data_loss`` and ``val_data_loss``: Keras's losses minus the L1/L2 penalty.
+
+    Keras adds the penalty to both ``loss`` and ``val_loss``. The training loss
+    of an epoch is computed on the weights the epoch starts from, the
+    validation loss on the weights it ends with.
+    """
+    # NOTE: with mini-batches the training loss averages penalties that change
+    # after every batch, but data_loss subtracts the epoch's first one. It is
+    # exact only when the whole data set is one batch (the default).
+    epochs = len(history["loss"])
+    history["data_loss"] = [history["loss"][e] - penalties[e] for e in range(epochs)]
+    if "val_loss" in history:
+        history["val_data_loss"] = [history["val_loss"][e] - penalties[e + 1] for e in range(epochs)]
+
+
 def predict(model, x: np.ndarray) -> np.ndarray:
     """Evaluate the model on a float32 column without Keras's progress output."""
     from keraslab_cli.core.backend import torch
@@ -187,6 +230,15 @@ def compute_metrics(model, spec: ExperimentSpec, data: Dataset, history: dict[st
             best_val = int(np.nanargmin(np.where(np.isfinite(val_loss), val_loss, np.nan)))
             metrics["best_val_loss"] = float(val_loss[best_val])
             metrics["best_val_epoch"] = best_val + 1
+            metrics["loss_at_best_val_epoch"] = float(loss[best_val])
+
+    if history.get("data_loss"):
+        metrics["final_data_loss"] = float(history["data_loss"][-1])
+        from keraslab_cli.core.models import regularization_penalty
+
+        metrics["final_penalty"] = regularization_penalty(model)
+    if history.get("val_data_loss"):
+        metrics["final_val_data_loss"] = float(history["val_data_loss"][-1])
 
     x_points = np.concatenate([data.x_train, data.x_val]).reshape(-1)
     f_points = data.target(x_points)
@@ -198,6 +250,7 @@ def compute_metrics(model, spec: ExperimentSpec, data: Dataset, history: dict[st
         metrics["mse"] = float(np.mean((predicted_points - f_points) ** 2))
         metrics["max_abs_error"] = float(np.max(np.abs(predicted_points - f_points)))
         metrics["dense_mse"] = float(np.mean((predicted_grid - f_grid) ** 2))
+        metrics["dense_points"] = len(grid)
         metrics["dense_max_abs_error"] = float(np.max(np.abs(predicted_grid - f_grid)))
         metrics["train_mse"] = float(np.mean((predict(model, data.x_train) - data.y_train.reshape(-1)) ** 2))
     return metrics
@@ -229,7 +282,8 @@ def _write_outputs(folder: Path, spec, data: Dataset, model, result, metrics) ->
     history = result.history
     files: dict[str, str] = {}
     loss_label = spec.loss.upper()
-    columns = ["epoch", "loss"] + (["val_loss"] if "val_loss" in history else []) + ["learning_rate"]
+    optional = [column for column in ("val_loss", "data_loss", "val_data_loss") if column in history]
+    columns = ["epoch", "loss", *optional, "learning_rate"]
     rows = [
         [epoch + 1] + [history[column][epoch] for column in columns[1:]]
         for epoch in range(len(history["loss"]))
@@ -248,7 +302,9 @@ def _write_outputs(folder: Path, spec, data: Dataset, model, result, metrics) ->
         points = np.concatenate([data.x_train, data.x_val]).reshape(-1)
         values = np.concatenate([data.y_train, data.y_val]).reshape(-1)
         order = np.argsort(points, kind="stable")
-        files["data.csv"] = str(write_csv(folder / "data.csv", ["x", "y", "split"], [[f"{points[i]!r}", f"{values[i]!r}", split[i]] for i in order]))
+        # str() of a float32 is its shortest text that reads back to the same
+        # float32, so a teacher reloading data.csv trains on the exact samples.
+        files["data.csv"] = str(write_csv(folder / "data.csv", ["x", "y", "split"], [[str(points[i]), str(values[i]), split[i]] for i in order]))
 
     if result.status == "diverged":
         # F is not a number after divergence: a fit plot or a model file would
@@ -258,9 +314,11 @@ def _write_outputs(folder: Path, spec, data: Dataset, model, result, metrics) ->
         return files
 
     grid = dense_grid(spec.interval, defaults.PLOT_POINTS).reshape(-1)
-    fit_title = title + "\n" + _("MSE(F, f) on the interval = {value} · final loss = {loss}").format(
-        value=_short(metrics.get("dense_mse")), loss=_short(final)
-    )
+    if "final_val_loss" in metrics:
+        fit_caption = _("MSE(F, f) on the interval = {value} · final validation loss = {loss}")
+    else:
+        fit_caption = _("MSE(F, f) on the interval = {value} · final loss = {loss}")
+    fit_title = title + "\n" + fit_caption.format(value=_short(metrics.get("dense_mse")), loss=_short(final))
     noisy = spec.sigma > 0 or data.has_validation
     files["fit.png"] = str(
         plots.plot_fit(

@@ -49,6 +49,14 @@ def build_mlp(spec: ExperimentSpec, data: Dataset) -> keras.Model:
     return keras.Sequential(stack, name="mlp")
 
 
+def regularization_penalty(model: keras.Model) -> float:
+    """Return the L1/L2 penalty of the model's current kernels, as Keras adds it to the loss."""
+    penalties = model.losses
+    if not penalties:
+        return 0.0
+    return float(sum(float(keras.ops.convert_to_numpy(penalty)) for penalty in penalties))
+
+
 def make_optimizer(spec: ExperimentSpec, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Create the Keras optimizer with the resolved learning rate or schedule.
 

@@ -96,6 +96,11 @@ def plot_loss(
     if history.get("val_loss"):
         val_loss = np.asarray(history["val_loss"], dtype=float)
         axis.plot(epochs, _positive(val_loss), color="tab:orange", linewidth=1.5, label=_("validation loss"))
+    # Keras's losses include the L1/L2 penalty, and the data losses leave it out.
+    if history.get("data_loss"):
+        axis.plot(epochs, _positive(history["data_loss"]), color=BLUE, linewidth=1.2, linestyle="--", label=_("training loss without the L1/L2 penalty"))
+    if history.get("val_data_loss"):
+        axis.plot(epochs, _positive(history["val_data_loss"]), color="tab:orange", linewidth=1.2, linestyle="--", label=_("validation loss without the L1/L2 penalty"))
     if best_epoch is not None and 1 <= best_epoch <= len(loss):
         series = history.get("val_loss") or history["loss"]
         axis.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.2)

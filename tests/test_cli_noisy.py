@@ -290,7 +290,14 @@ def test_overfitting_verdict(metrics, expected):
     assert overfitting_verdict(metrics) == expected
 
 
-def test_overfitting_message(invoke, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "Overfitting since epoch 50"),
+        ({"restored_epoch": 50}, "early stopping restored the weights of epoch 50"),
+    ],
+)
+def test_overfitting_message(extra, expected):
     from keraslab_cli.cli import noisy_report
 
     printed = []
@@ -300,11 +307,11 @@ def test_overfitting_message(invoke, tmp_path, monkeypatch):
             printed.append(str(text))
 
     class Result:
-        metrics = {**VERDICT_CASES[0][0], "best_loss": 0.03, "best_epoch": 400, "dense_mse": 0.05, "dense_points": 1000}
+        metrics = {**VERDICT_CASES[0][0], "best_loss": 0.03, "best_epoch": 400, "dense_mse": 0.05, "dense_points": 1000, **extra}
         spec = ExperimentSpec(command="noisy", sigma=0.3)
 
     noisy_report.print_noisy_report(Console(), Result())
-    assert "Overfitting since epoch 50" in printed[-1]
+    assert expected in printed[-1]
 
 
 # The README's overfitting example: on the default network (4×10 tanh, 4000

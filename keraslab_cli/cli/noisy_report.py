@@ -76,8 +76,12 @@ def print_noisy_report(console: Console, result) -> None:
         "best": format_number(metrics.get("best_val_loss")),
         "final": format_number(metrics.get("final_val_loss")),
         "margin": int(OVERFITTING_MARGIN * 100),
+        "restored": metrics.get("restored_epoch"),
     }
-    if verdict == "overfitting":
+    if verdict == "overfitting" and values["restored"]:
+        message = _("The validation loss rose from {best} to {final} after epoch {epoch}, so early stopping restored the weights of epoch {restored}: the saved model is the one before overfitting.")
+        console.print(message.format(**values))
+    elif verdict == "overfitting":
         message = _("Overfitting since epoch {epoch}: the validation loss has risen from {best} to {final} while the training loss kept falling.")
         console.print("[bold yellow]" + message.format(**values) + "[/]")
     elif verdict == "unstable":

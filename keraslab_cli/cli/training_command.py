@@ -50,15 +50,16 @@ class SignalHandler:
     signal raises ``StopNow`` at once. Atomic writes then leave no partial file.
     """
 
-    def __init__(self, stop) -> None:
-        self.stop = stop
+    def __init__(self) -> None:
+        # Set once keras is imported, because StopRequest lives in core.training.
+        self.stop = None
         self.epochs_done = 0
 
     def on_epoch(self, epoch: int, _logs: dict) -> None:
         self.epochs_done = epoch
 
     def __call__(self, signal_number, _frame) -> None:
-        if self.stop.requested or self.epochs_done == 0:
+        if self.stop is None or self.stop.requested or self.epochs_done == 0:
             raise StopNow(signal_number)
         self.stop.signal_number = signal_number
 
@@ -69,9 +70,9 @@ def exit_code_for(signal_number: int | None) -> int:
 
 
 @contextmanager
-def stop_on_signals(stop):
+def stop_on_signals():
     """Install ``SignalHandler`` for SIGINT and SIGTERM while training runs."""
-    handler = SignalHandler(stop)
+    handler = SignalHandler()
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     for number in previous:
         signal.signal(number, handler)
@@ -99,23 +100,25 @@ def run_training_command(command: str, values: dict) -> None:
     spec = spec_from_values(command, values)
     prepared = prepare_run(spec, Path(values["outputs"]), values["name"])
 
-    from keraslab_cli.core.experiment import run_experiment
-    from keraslab_cli.core.training import StopRequest
-
     show_progress = console.is_terminal and not (quiet or json_output)
-    stop = StopRequest()
     try:
-        with stop_on_signals(stop) as handler, EpochProgress(console, spec.epochs, show_progress) as progress:
-            result = run_experiment(
-                spec,
-                Path(values["outputs"]),
-                values["name"],
-                on_epoch=_chain(handler.on_epoch, progress.update),
-                stop=stop,
-                engine=values["engine"].value if hasattr(values["engine"], "value") else values["engine"],
-                command_line=["keraslab", *sys.argv[1:]],
-                prepared=prepared,
-            )
+        # The handlers come before the keras import, because that import takes seconds.
+        with stop_on_signals() as handler:
+            from keraslab_cli.core.experiment import run_experiment
+            from keraslab_cli.core.training import StopRequest
+
+            stop = handler.stop = StopRequest()
+            with EpochProgress(console, spec.epochs, show_progress) as progress:
+                result = run_experiment(
+                    spec,
+                    Path(values["outputs"]),
+                    values["name"],
+                    on_epoch=_chain(handler.on_epoch, progress.update),
+                    stop=stop,
+                    engine=values["engine"].value if hasattr(values["engine"], "value") else values["engine"],
+                    command_line=["keraslab", *sys.argv[1:]],
+                    prepared=prepared,
+                )
     except StopNow as stopped:
         print_error(_("Interrupted; the run was stopped at once, so {folder} may lack some files and has no run.json.").format(folder=prepared[1]))
         raise typer.Exit(exit_code_for(stopped.signal_number)) from None

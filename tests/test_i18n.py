@@ -90,7 +90,7 @@ def test_translations_keep_format_fields(po_path):
     assert not wrong, "translations whose {fields} differ from the English:\n" + "\n".join(wrong)
 
 
-def test_template_lists_every_message(tmp_path):
+def test_template_lists_every_message():
     extractor = load_extractor()
     messages = extractor.extract_messages()
     template = extractor.build_template(messages)

@@ -185,7 +185,9 @@ def ranked_table(plan, summaries) -> Table:
     table.add_column("#", justify="right")
     for name in plan.swept:
         table.add_column(short_label(name))
-    for header in (_("final loss"), _("MSE(F, f)"), _("parameters"), _("epochs"), _("time (s)")):
+    with_validation = any(summary.val_loss is not None for summary in summaries)
+    headers = [_("final loss")] + ([_("validation loss")] if with_validation else []) + [_("MSE(F, f)"), _("parameters"), _("epochs"), _("time (s)")]
+    for header in headers:
         table.add_column(header, justify="right")
     table.add_column(_("status"), no_wrap=True)
     for summary in summaries:
@@ -194,6 +196,7 @@ def ranked_table(plan, summaries) -> Table:
             str(summary.rank),
             *(format_value(name, getattr(summary.spec, name), summary.spec) for name in plan.swept),
             _with_std(summary.final_loss, summary.final_loss_std),
+            *([_with_std(summary.val_loss, summary.val_loss_std)] if with_validation else []),
             _with_std(summary.dense_mse, summary.dense_mse_std),
             format_number(summary.trainable_params),
             format_number(summary.spec.epochs),

@@ -304,18 +304,23 @@ def short_label(field_name: str) -> str:
     return {"units": "p", "learning_rate": "lr", "normalize": "norm", "batch_size": "batch"}.get(field_name, field_name)
 
 
+def _decimal(text: str) -> str:
+    """Use the decimal comma of French tables and figures."""
+    return text.replace(".", ",") if get_language() == "fr" else text
+
+
 def format_value(field_name: str, value: Any, spec: ExperimentSpec | None = None) -> str:
     """Format one parameter value for tables and plot titles."""
     if field_name == "learning_rate" and value is None and spec is not None:
-        return f"{spec.resolved_learning_rate:g}"
+        return _decimal(f"{spec.resolved_learning_rate:g}")
     if field_name == "batch_size" and value is None:
         return _("all")
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, float):
-        return f"{value:g}"
+        return _decimal(f"{value:g}")
     if isinstance(value, tuple):
-        return "[" + ", ".join(f"{bound:g}" for bound in value) + "]"
+        return "[" + "; ".join(_decimal(f"{bound:g}") for bound in value) + "]"
     if value is None:
         return _("default")
     return str(value)
@@ -559,7 +564,8 @@ class ConfigurationSummary:
     Attributes:
         status: ``completed`` when every run finished, else the worst status
             (``failed`` before ``diverged`` before ``interrupted``).
-        final_loss, dense_mse: means over the finished (not diverged) runs.
+        final_loss, dense_mse, val_loss: means over the finished (not diverged)
+            runs; val_loss is the final validation loss, None without a validation set.
         seconds: mean duration of every run that reported one.
         final_loss_std, dense_mse_std: sample standard deviations (ddof=1),
             None with fewer than two finite values.
@@ -573,6 +579,8 @@ class ConfigurationSummary:
     final_loss_std: float | None
     dense_mse: float | None
     dense_mse_std: float | None
+    val_loss: float | None
+    val_loss_std: float | None
     seconds: float | None
     trainable_params: int
     rank: int = 0
@@ -591,9 +599,12 @@ def summarize(plan: SweepPlan, outcomes: list[RunOutcome]) -> list[Configuration
         finished = [outcome.metrics for outcome in runs if outcome.status in FINISHED_STATUSES]
         final_loss, final_loss_std = _mean_and_std([metrics.get("final_loss") for metrics in finished])
         dense_mse, dense_mse_std = _mean_and_std([metrics.get("dense_mse") for metrics in finished])
+        val_loss, val_loss_std = _mean_and_std([metrics.get("final_val_loss") for metrics in finished])
         seconds, _std = _mean_and_std([outcome.metrics.get("total_seconds") for outcome in runs])
         status = "completed" if STATUS_ORDER.get(worst, 3) == 0 else worst
-        summaries.append(ConfigurationSummary(number, spec, runs, status, final_loss, final_loss_std, dense_mse, dense_mse_std, seconds, trainable_parameters(spec)))
+        summaries.append(ConfigurationSummary(
+            number, spec, runs, status, final_loss, final_loss_std, dense_mse, dense_mse_std, val_loss, val_loss_std, seconds, trainable_parameters(spec)
+        ))
     summaries.sort(key=lambda summary: (STATUS_ORDER.get(summary.status, 3), math.inf if summary.final_loss is None else summary.final_loss, summary.number))
     for rank, summary in enumerate(summaries, start=1):
         summary.rank = rank
@@ -615,7 +626,7 @@ def trainable_parameters(spec: ExperimentSpec) -> int:
 
 SUMMARY_COLUMNS = (
     "rank", "status", "runs", "final_loss", "final_loss_std", "dense_mse", "dense_mse_std",
-    "trainable_params", "epochs", "seconds_per_run",
+    "val_loss", "val_loss_std", "trainable_params", "epochs", "seconds_per_run",
 )
 RUN_COLUMNS = ("run", "configuration", "seed", "status", "reused", "final_loss", "best_loss", "dense_mse", "max_abs_error", "trainable_params", "epochs_run", "seconds", "folder", "error")
 
@@ -629,7 +640,7 @@ def write_sweep_outputs(plan: SweepPlan, summaries: list[ConfigurationSummary], 
     files = {}
     summary_rows = [
         [summary.rank, summary.status, len(summary.runs)]
-        + [_csv_number(getattr(summary, name)) for name in ("final_loss", "final_loss_std", "dense_mse", "dense_mse_std")]
+        + [_csv_number(getattr(summary, name)) for name in ("final_loss", "final_loss_std", "dense_mse", "dense_mse_std", "val_loss", "val_loss_std")]
         + [summary.trainable_params, summary.spec.epochs, _csv_number(summary.seconds)]
         + [_field_value(summary.spec, name) for name in swept]
         for summary in summaries
@@ -671,6 +682,8 @@ def sweep_document(plan: SweepPlan, summaries: list[ConfigurationSummary], outco
                 "final_loss_std": summary.final_loss_std,
                 "dense_mse": summary.dense_mse,
                 "dense_mse_std": summary.dense_mse_std,
+                "val_loss": summary.val_loss,
+                "val_loss_std": summary.val_loss_std,
                 "trainable_params": summary.trainable_params,
                 "epochs": summary.spec.epochs,
                 "seconds_per_run": summary.seconds,

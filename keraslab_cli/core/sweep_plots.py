@@ -81,7 +81,7 @@ def plot_loss_curves(path: Path, plan: SweepPlan, summaries: list[ConfigurationS
     axis.set_ylabel(_("training loss ({name}, log scale)").format(name=plan.configurations[0].loss.upper()))
     title = _("Loss of every configuration · {command}").format(command=plan.command)
     if plan.repeat > 1:
-        title += " · " + _("mean over {count} seeds, range shaded").format(count=plan.repeat)
+        title += " · " + _("mean over {count} seeds, min–max range shaded").format(count=plan.repeat)
     axis.set_title(title + "\n" + fixed_description(plan), fontsize=11)
     axis.grid(alpha=0.3, which="both")
     if axis.lines:

@@ -34,8 +34,11 @@ def test_sweep_table_files_and_reuse(invoke, tmp_path):
     assert result.exit_code == 0, result.output
     assert "4 configurations ranked by final loss" in result.stdout
     folder = tmp_path / "sweep" / "approx-p=2,3-epochs=12-optimizer=sgd,adam-n=16"
+    header = (folder / "sweep.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header))
     with open(folder / "sweep.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
+    assert {(row["optimizer"], row["learning_rate"]) for row in rows} == {("sgd", "0.01"), ("adam", "0.001")}
     losses = [float(row["final_loss"]) for row in rows]
     assert losses == sorted(losses)
     assert [row["rank"] for row in rows] == ["1", "2", "3", "4"]

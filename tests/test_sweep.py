@@ -19,6 +19,7 @@ from keraslab_cli.core.sweep import (
     summarize,
     sweep_name,
     trainable_parameters,
+    varying_fields,
     write_sweep_outputs,
 )
 
@@ -72,6 +73,12 @@ def test_plan_is_cartesian_product(tmp_path):
     assert list(plan.swept) == ["units", "epochs", "optimizer", "normalize"]
     assert plan.folder == tmp_path / "sweep" / "approx-p=2,5,10-epochs=1000,4000-optimizer=sgd,adam-norm=both"
     assert all(not run.reusable for run in plan.runs)
+
+
+def test_learning_rate_follows_optimizer(tmp_path):
+    plan = plan_sweep("approx", {"optimizer": "sgd,adam"}, tmp_path)
+    assert varying_fields(plan) == ["optimizer", "learning_rate"]
+    assert varying_fields(plan_sweep("approx", {"units": "2,3"}, tmp_path)) == ["units"]
 
 
 def test_plan_repeat_uses_consecutive_seeds(tmp_path):

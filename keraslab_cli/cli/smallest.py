@@ -120,11 +120,15 @@ def probes_table(result) -> Table:
 
 
 def winner_text(result, folder: Path) -> str:
-    """Return the sentence that states the smallest network and where its fit plot is."""
+    """Return the sentence that states the smallest network and where its fit plot is.
+
+    The MSE gets 6 significant digits because it is often just below the
+    target, which 3 digits would round to the target itself.
+    """
     winner = result.winner
     return _("Smallest network: {layers} hidden layer(s) × {units} neurons, {params} trainable parameters, {epochs} epochs: MSE(F, f) = {mse} < {target}. Fit plot: {fit}").format(
         layers=winner.spec.layers, units=winner.spec.units, params=winner.metrics["trainable_params"], epochs=winner.spec.epochs,
-        mse=format_number(winner.metrics.get("dense_mse"), 3), target=format_number(result.target_mse), fit=escape(str(folder / "fit.png")))
+        mse=format_number(winner.metrics.get("dense_mse"), 6), target=format_number(result.target_mse), fit=escape(str(folder / "fit.png")))
 
 
 def register(app: typer.Typer) -> None:

@@ -130,11 +130,11 @@ class RunReporter:
         self.progress.stop()
 
     def report(self, run, outcome) -> None:
-        from keraslab_cli.core.sweep import describe_values
+        from keraslab_cli.core.sweep import describe_values, varying_fields
 
         self.done += 1
         self.progress.update(self.task, completed=self.done)
-        label = describe_values(run.spec, [*self.plan.swept, *(["seed"] if self.plan.repeat > 1 else [])]) or run.folder.name
+        label = describe_values(run.spec, [*varying_fields(self.plan), *(["seed"] if self.plan.repeat > 1 else [])]) or run.folder.name
         if outcome.status == "failed":
             result = f"[red]{escape(_('failed'))}[/]"
         else:
@@ -149,18 +149,19 @@ class RunReporter:
 
 def plan_table(plan) -> Table:
     """Build the table of a dry run: every run, its seed and whether it is reused."""
-    from keraslab_cli.core.sweep import format_value, short_label
+    from keraslab_cli.core.sweep import format_value, short_label, varying_fields
 
+    varying = varying_fields(plan)
     table = Table(title=_("Sweep {command}: {runs} runs planned, none trained (--dry-run)").format(command=plan.command, runs=len(plan.runs)), title_justify="left")
     table.add_column("#", justify="right")
-    for name in plan.swept:
+    for name in varying:
         table.add_column(short_label(name))
     table.add_column(_("seed"), justify="right")
     table.add_column(_("action"))
     table.add_column(_("run folder in {folder}").format(folder=escape(str(plan.outputs / plan.command))), overflow="fold")
     for run in plan.runs:
         action = _("reuse") if run.reusable else _("train")
-        table.add_row(str(run.index + 1), *(format_value(name, getattr(run.spec, name), run.spec) for name in plan.swept), str(run.spec.seed), action, escape(run.folder.name))
+        table.add_row(str(run.index + 1), *(format_value(name, getattr(run.spec, name), run.spec) for name in varying), str(run.spec.seed), action, escape(run.folder.name))
     return table
 
 
@@ -176,17 +177,19 @@ def plan_document(plan) -> dict:
 def ranked_table(plan, summaries) -> Table:
     """Build the table of configurations ranked by final loss, failures last."""
     from keraslab_cli.cli.render import status_label
-    from keraslab_cli.core.sweep import format_value, short_label
+    from keraslab_cli.core.sweep import format_value, short_label, varying_fields
 
+    varying = varying_fields(plan)
     title = _("Sweep {command}: {count} configurations ranked by final loss").format(command=plan.command, count=len(summaries))
     if plan.repeat > 1:
         title += " " + _("(mean ± standard deviation over {count} seeds)").format(count=plan.repeat)
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    for name in plan.swept:
+    for name in varying:
         table.add_column(short_label(name))
     with_validation = any(summary.val_loss is not None for summary in summaries)
-    headers = [_("final loss")] + ([_("validation loss")] if with_validation else []) + [_("MSE(F, f)"), _("parameters"), _("epochs"), _("time (s)")]
+    with_epochs = "epochs" not in varying
+    headers = [_("final loss")] + ([_("validation loss")] if with_validation else []) + [_("MSE(F, f)"), _("parameters")] + ([_("epochs")] if with_epochs else []) + [_("time (s)")]
     for header in headers:
         table.add_column(header, justify="right")
     table.add_column(_("status"), no_wrap=True)
@@ -194,12 +197,12 @@ def ranked_table(plan, summaries) -> Table:
         style = None if summary.status == "completed" else "red"
         table.add_row(
             str(summary.rank),
-            *(format_value(name, getattr(summary.spec, name), summary.spec) for name in plan.swept),
+            *(format_value(name, getattr(summary.spec, name), summary.spec) for name in varying),
             _with_std(summary.final_loss, summary.final_loss_std),
             *([_with_std(summary.val_loss, summary.val_loss_std)] if with_validation else []),
             _with_std(summary.dense_mse, summary.dense_mse_std),
             format_number(summary.trainable_params),
-            format_number(summary.spec.epochs),
+            *([format_number(summary.spec.epochs)] if with_epochs else []),
             format_number(summary.seconds, 3),
             status_label(summary.status),
             style=style,

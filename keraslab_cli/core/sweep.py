@@ -631,36 +631,52 @@ SUMMARY_COLUMNS = (
 RUN_COLUMNS = ("run", "configuration", "seed", "status", "reused", "final_loss", "best_loss", "dense_mse", "max_abs_error", "trainable_params", "epochs_run", "seconds", "folder", "error")
 
 
+def varying_fields(plan: SweepPlan) -> list[str]:
+    """Return the swept fields, plus the learning rate when it follows a swept optimizer."""
+    names = list(plan.swept)
+    rates = {spec.resolved_learning_rate for spec in plan.configurations}
+    if "learning_rate" not in names and len(rates) > 1:
+        names.append("learning_rate")
+    return names
+
+
 def write_sweep_outputs(plan: SweepPlan, summaries: list[ConfigurationSummary], outcomes: list[RunOutcome]) -> dict[str, str]:
     """Write sweep.csv (ranked configurations), sweep-runs.csv, sweep.json and both figures."""
     from keraslab_cli.core import sweep_plots
 
     prepare_folder(plan.folder)
-    swept = list(plan.swept)
+    varying = varying_fields(plan)
     files = {}
-    summary_rows = [
-        [summary.rank, summary.status, len(summary.runs)]
-        + [_csv_number(getattr(summary, name)) for name in ("final_loss", "final_loss_std", "dense_mse", "dense_mse_std", "val_loss", "val_loss_std")]
-        + [summary.trainable_params, summary.spec.epochs, _csv_number(summary.seconds)]
-        + [_field_value(summary.spec, name) for name in swept]
-        for summary in summaries
-    ]
-    files["sweep.csv"] = str(write_csv(plan.folder / "sweep.csv", list(SUMMARY_COLUMNS) + swept, summary_rows))
+    summary_rows = []
+    for summary in summaries:
+        row = {"rank": summary.rank, "status": summary.status, "runs": len(summary.runs)}
+        row.update({name: _csv_number(getattr(summary, name)) for name in ("final_loss", "final_loss_std", "dense_mse", "dense_mse_std", "val_loss", "val_loss_std")})
+        row.update(trainable_params=summary.trainable_params, epochs=summary.spec.epochs, seconds_per_run=_csv_number(summary.seconds))
+        row.update({name: _field_value(summary.spec, name) for name in varying})
+        summary_rows.append(row)
+    files["sweep.csv"] = str(_write_rows(plan.folder / "sweep.csv", SUMMARY_COLUMNS, varying, summary_rows))
+
     run_rows = []
     for run, outcome in zip(plan.runs, outcomes):
         metrics = outcome.metrics
-        run_rows.append(
-            [run.index + 1, run.configuration + 1, run.spec.seed, outcome.status, outcome.reused]
-            + [_csv_number(metrics.get(name)) for name in ("final_loss", "best_loss", "dense_mse", "max_abs_error")]
-            + [metrics.get("trainable_params", ""), metrics.get("epochs_run", ""), _csv_number(metrics.get("total_seconds")), outcome.folder, outcome.error or ""]
-            + [_field_value(run.spec, name) for name in swept]
-        )
-    files["sweep-runs.csv"] = str(write_csv(plan.folder / "sweep-runs.csv", list(RUN_COLUMNS) + swept, run_rows))
+        row = {"run": run.index + 1, "configuration": run.configuration + 1, "seed": run.spec.seed, "status": outcome.status, "reused": outcome.reused}
+        row.update({name: _csv_number(metrics.get(name)) for name in ("final_loss", "best_loss", "dense_mse", "max_abs_error")})
+        row.update(trainable_params=metrics.get("trainable_params", ""), epochs_run=metrics.get("epochs_run", ""), seconds=_csv_number(metrics.get("total_seconds")), folder=outcome.folder, error=outcome.error or "")
+        row.update({name: _field_value(run.spec, name) for name in varying})
+        run_rows.append(row)
+    files["sweep-runs.csv"] = str(_write_rows(plan.folder / "sweep-runs.csv", RUN_COLUMNS, varying, run_rows))
+
     files["losses.png"] = str(sweep_plots.plot_loss_curves(plan.folder / "losses.png", plan, summaries))
     files["fits.png"] = str(sweep_plots.plot_fit_grid(plan.folder / "fits.png", plan, summaries))
     files["sweep.json"] = str(plan.folder / "sweep.json")
     write_json(plan.folder / "sweep.json", sweep_document(plan, summaries, outcomes, files))
     return files
+
+
+def _write_rows(path: Path, columns: Iterable[str], varying: list[str], rows: list[dict[str, Any]]) -> Path:
+    """Write rows under the given columns, then one column per varying field not already there (epochs, seed)."""
+    header = list(columns) + [name for name in varying if name not in columns]
+    return write_csv(path, header, [[row[name] for name in header] for row in rows])
 
 
 def sweep_document(plan: SweepPlan, summaries: list[ConfigurationSummary], outcomes: list[RunOutcome], files: dict[str, str] | None = None) -> dict[str, Any]:
@@ -670,6 +686,7 @@ def sweep_document(plan: SweepPlan, summaries: list[ConfigurationSummary], outco
         "command": plan.command,
         "folder": str(plan.folder),
         "swept": {key: [_csv_value(value) for value in values] for key, values in plan.swept.items()},
+        "varying": varying_fields(plan),
         "fixed": {key: _csv_value(value) for key, value in plan.fixed.items()},
         "repeat": plan.repeat,
         "configurations": [

@@ -10,7 +10,7 @@ import numpy as np
 
 from keraslab_cli.core.i18n import _, format_number
 from keraslab_cli.core.plots import BLUE, RED, _positive, plt, save_figure
-from keraslab_cli.core.sweep import ConfigurationSummary, SweepPlan, describe_values, plot_grid
+from keraslab_cli.core.sweep import ConfigurationSummary, SweepPlan, describe_values, plot_grid, varying_fields
 
 # Fields shown in the subtitle when the sweep does not vary them: what a
 # student needs to tell two studies apart.
@@ -21,13 +21,14 @@ MAX_LEGEND_ROWS = 40
 
 def fixed_description(plan: SweepPlan) -> str:
     """Return the values every configuration shares, for example ``layers=4 · activation=tanh``."""
-    shared = [name for name in KEY_FIELDS if name not in plan.swept and not (name == "seed" and plan.repeat > 1)]
+    varying = varying_fields(plan)
+    shared = [name for name in KEY_FIELDS if name not in varying and not (name == "seed" and plan.repeat > 1)]
     return describe_values(plan.configurations[0], shared) if plan.configurations else ""
 
 
 def run_label(plan: SweepPlan, summary: ConfigurationSummary) -> str:
     """Return a configuration's label: its swept values, or the rank alone when nothing varies."""
-    label = describe_values(summary.spec, plan.swept) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
+    label = describe_values(summary.spec, varying_fields(plan)) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
     if summary.status != "completed":
         label += f" ({status_word(summary.status)})"
     return label
@@ -70,7 +71,7 @@ def plot_loss_curves(path: Path, plan: SweepPlan, summaries: list[ConfigurationS
         if summary.status == "diverged":
             style = "--"
         elif position >= colors.N:
-            style = ":"  # past the palette's colors, a line style tells curves apart
+            style = ":"  # past the palette's colors, a dotted line distinguishes the curves
         label = f"#{summary.rank} {run_label(plan, summary)} · {format_number(summary.final_loss, 3)}"
         axis.plot(epochs, mean, style, color=color, linewidth=1.4, label=label)
         if len(losses) > 1:
@@ -132,7 +133,7 @@ def _draw_fit(axis, plan: SweepPlan, summary: ConfigurationSummary) -> None:
     axis.set_ylim(float(np.min(f_values)) - 0.3 * span, float(np.max(f_values)) + 0.3 * span)
     if not fits:
         axis.text(0.5, 0.5, status_word(summary.status), transform=axis.transAxes, ha="center", va="center", color=RED, fontsize=14, fontweight="bold")
-    heading = describe_values(spec, plan.swept) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
+    heading = describe_values(spec, varying_fields(plan)) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
     result = _("#{rank} · MSE(F, f) = {mse}").format(rank=summary.rank, mse=format_number(summary.dense_mse, 3))
     if summary.status != "completed":
         result += f" · {status_word(summary.status)}"

@@ -1,5 +1,5 @@
 """Entry point for ``python -m keraslab_cli``."""
 
-from keraslab_cli.cli.app import main
+from keraslab_cli.entry import main
 
 main()

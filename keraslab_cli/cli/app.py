@@ -10,6 +10,7 @@ interrupted 130), never as a traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, Any, Optional
 
@@ -67,6 +68,8 @@ def apply_language(command: _click.Command) -> None:
         original = item.__dict__.setdefault("_english_help", item.help)
         if original:
             item.help = _(original)
+            # The list of commands in the root help shows only the first sentence.
+            item.short_help = first_sentence(item.help)
         panel = getattr(item, "rich_help_panel", None)
         if panel:
             item.__dict__.setdefault("_english_panel", panel)
@@ -79,6 +82,14 @@ def apply_language(command: _click.Command) -> None:
             if panel:
                 parameter.__dict__.setdefault("_english_panel", panel)
                 parameter.rich_help_panel = _(parameter.__dict__["_english_panel"])
+
+
+def first_sentence(text: str) -> str:
+    """Return the first sentence of a help text, cut at the first '.' or ':' before a space."""
+    match = re.search(r"\s*[.:](\s|$)", text)
+    if match is None:
+        return text
+    return text[: match.start()].rstrip() + "."
 
 
 def _translate_help_option(command: _click.Command) -> None:
@@ -168,7 +179,7 @@ def root(
 
 def create_app() -> typer.Typer:
     """Assemble the Typer application with every command."""
-    from keraslab_cli.cli import approx, noisy
+    from keraslab_cli.cli import approx, handnet, noisy, predict, smallest, sweep
 
     app = typer.Typer(
         cls=KeraslabGroup,
@@ -179,24 +190,10 @@ def create_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(root)
-    for module in (approx, noisy):
+    # The order here is the order of the commands in --help: the handout's order.
+    for module in (handnet, predict, approx, noisy, sweep, smallest):
         module.register(app)
-    for name in ("handnet", "predict", "sweep", "smallest"):
-        _register_optional(app, name)
     return app
-
-
-def _register_optional(app: typer.Typer, name: str) -> None:
-    """Register a command module when it exists."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"keraslab_cli.cli.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"keraslab_cli.cli.{name}":
-            raise
-        return
-    module.register(app)
 
 
 app = create_app()

@@ -60,7 +60,7 @@ def overfitting_table(metrics: dict, sigma: float) -> Table:
         table.add_row(_("Early stopping"), _("weights restored from epoch {epoch}").format(epoch=metrics["restored_epoch"]))
     table.add_row(_("MSE of F against the true f"), _("{value} (on {points} evenly spaced points of the interval)").format(
         value=format_number(metrics.get("dense_mse")), points=metrics.get("dense_points", "—")))
-    table.add_row(_("σ²"), _("{value}: the loss that even a perfect model has on the noisy targets").format(value=format_number(sigma**2)))
+    table.add_row("σ²", _("{value}: the loss that even a perfect model has on the noisy targets").format(value=format_number(sigma**2)))
     return table
 
 

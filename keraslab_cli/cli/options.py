@@ -66,7 +66,7 @@ TRAINING_OPTIONS: tuple[TrainingOption, ...] = (
     TrainingOption("optimizer", ("--optimizer",), str, defaults.OPTIMIZER, N_("Keras optimizer: rmsprop (what compile() uses by default), sgd, adam, adamw, adagrad, adadelta or nadam."), TRAINING),
     TrainingOption("learning_rate", ("--lr", "--learning-rate"), Optional[float], None, N_("Learning rate. Default: the optimizer's Keras default (0.001 for rmsprop and adam, 0.01 for sgd)."), TRAINING),
     TrainingOption("momentum", ("--momentum",), float, 0.0, N_("Momentum of the sgd optimizer, in [0, 1)."), TRAINING),
-    TrainingOption("nesterov", ("--nesterov/--no-nesterov",), bool, False, N_("Use Nesterov momentum with sgd."), TRAINING),
+    TrainingOption("nesterov", ("--nesterov",), bool, False, N_("Use Nesterov momentum with sgd."), TRAINING),
     TrainingOption("batch_size", ("--batch-size",), Optional[int], None, N_("Samples per gradient step. Default: the whole data set (plain gradient descent, as in the handout)."), TRAINING),
     TrainingOption("seed", ("--seed",), int, defaults.SEED, N_("Random seed: the same flags and seed give identical numbers."), TRAINING),
     TrainingOption("loss", ("--loss",), str, defaults.LOSS, N_("Loss function: mse (mean squared error, as in the handout), mae (mean absolute error) or huber (Keras's Huber loss, delta = 1)."), TRAINING),

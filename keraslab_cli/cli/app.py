@@ -85,11 +85,16 @@ def apply_language(command: _click.Command) -> None:
 
 
 def first_sentence(text: str) -> str:
-    """Return the first sentence of a help text, cut at the first '.' or ':' before a space."""
-    match = re.search(r"\s*[.:](\s|$)", text)
-    if match is None:
-        return text
-    return text[: match.start()].rstrip() + "."
+    """Return the first sentence of a help text: up to the first '.' or ':' outside brackets."""
+    depth = 0
+    for index, character in enumerate(text):
+        if character in "([":
+            depth += 1
+        elif character in ")]":
+            depth = max(depth - 1, 0)
+        elif character in ".:" and depth == 0 and (index + 1 == len(text) or text[index + 1].isspace()):
+            return text[:index].rstrip() + "."
+    return text
 
 
 def _translate_help_option(command: _click.Command) -> None:

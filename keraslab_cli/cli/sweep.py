@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from keraslab_cli.cli.console import make_console, print_error
-from keraslab_cli.cli.options import common_parameters, options_for, typer_parameter, with_signature
+from keraslab_cli.cli.options import LangOption, common_parameters, options_for, typer_parameter, with_signature
 from keraslab_cli.core.i18n import N_, _, format_number
 
 HELP = N_(
@@ -218,9 +218,16 @@ def _with_std(mean: float | None, std: float | None) -> str:
 def register(app: typer.Typer) -> None:
     """Add ``sweep approx`` and ``sweep noisy`` to the application."""
     sweep_app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode="rich")
+    # The group takes --lang too, so that `sweep --help --lang fr` parses; the
+    # language itself is chosen before parsing, in KeraslabGroup.main.
+    sweep_app.callback()(_sweep_group)
     for command in ("approx", "noisy"):
         sweep_app.command(command, help=COMMAND_HELP[command])(with_signature(_command_for(command), sweep_parameters(command)))
     app.add_typer(sweep_app, name="sweep", help=HELP)
+
+
+def _sweep_group(lang: LangOption = None) -> None:
+    """Run a parameter study over the flags of approx or noisy."""
 
 
 def _command_for(command: str):

@@ -114,8 +114,8 @@ def test_french_table_and_help(invoke, tmp_path):
     assert "classées par perte finale" in result.stdout
     assert "terminé" in result.stdout
     help_text = invoke("sweep", "approx", "--help", env={"KERASLAB_LANG": "fr"}).stdout
-    assert "Balaye les options de approx" in help_text
-    assert "Entraînements par configuration" in help_text
+    assert "Balayer les options d'approx" in help_text
+    assert "Exécutions par configuration" in help_text
 
 
 def test_csv_identical_in_both_languages(invoke, tmp_path):

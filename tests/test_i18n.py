@@ -511,3 +511,12 @@ def test_progress_bar_in_french():
     assert "perte 0,0123" in text
     assert "val. 0,5" in text
     assert "époques/s" in text
+
+
+def test_plot_numbers_keep_point_in_french():
+    from keraslab_cli.core.i18n import format_number, format_plot_number
+
+    set_language("fr")
+    assert format_number(0.0123, 3) == "0,0123"
+    assert format_plot_number(0.0123, 3) == "0.0123"
+    assert format_plot_number(2.5) == "2.5"

@@ -337,9 +337,9 @@ def _write_outputs(folder: Path, spec, data: Dataset, model, result, metrics) ->
 
 
 def _short(value) -> str:
-    from keraslab_cli.core.i18n import format_number
+    from keraslab_cli.core.i18n import format_plot_number
 
-    return format_number(value, 3)
+    return format_plot_number(value, 3)
 
 
 def library_versions() -> dict[str, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keraslab_cli.core.i18n import _, format_number
+from keraslab_cli.core.i18n import _, format_plot_number
 from keraslab_cli.core.plots import BLUE, RED, plt, save_figure
 
 CURVE_RANGE = (-2.0, 3.0)  # the handout draws F on [−2, 3] for one input
@@ -116,7 +116,7 @@ def plot_function(path: Path, data: FunctionData, name: str) -> Path:
 
 
 def _interval_text(interval: tuple[float, float]) -> str:
-    return f"[{format_number(float(interval[0]))}, {format_number(float(interval[1]))}]"
+    return f"[{format_plot_number(float(interval[0]))}, {format_plot_number(float(interval[1]))}]"
 
 
 def _plot_curve(path: Path, data: FunctionData, name: str) -> Path:
@@ -131,7 +131,7 @@ def _plot_curve(path: Path, data: FunctionData, name: str) -> Path:
         for column in range(values.shape[1]):
             axis.plot(points[:, 0], values[:, column], "o", color="black", markersize=6, zorder=3)
             for point, value in zip(points[:, 0], values[:, column]):
-                axis.annotate(f"{labels[column]}({format_number(point)}) = {format_number(value)}", (point, value), textcoords="offset points", xytext=(6, 6), fontsize=9)
+                axis.annotate(f"{labels[column]}({format_plot_number(point)}) = {format_plot_number(value)}", (point, value), textcoords="offset points", xytext=(6, 6), fontsize=9)
         axis.plot([], [], "o", color="black", label=_("evaluated points"))
     axis.set_xlabel("x")
     axis.set_ylabel("F(x)")
@@ -171,14 +171,14 @@ def _plot_surface(path: Path, data: FunctionData, name: str) -> Path:
         filled = contour_axis.contourf(grid_x, grid_y, values, levels=15, cmap="viridis")
         if np.ptp(values) > 0:
             lines = contour_axis.contour(grid_x, grid_y, values, levels=8, colors="white", linewidths=0.7)
-            contour_axis.clabel(lines, fontsize=7, fmt=lambda level: format_number(level, 3))
+            contour_axis.clabel(lines, fontsize=7, fmt=lambda level: format_plot_number(level, 3))
         figure.colorbar(filled, ax=contour_axis, label=label)
         inside = _inside(data)
         if inside is not None:
             points, marked_values = inside
             contour_axis.plot(points[:, 0], points[:, 1], "o", color=RED, markeredgecolor="white", markersize=7, label=_("evaluated points"))
             for point, value in zip(points, marked_values[:, row]):
-                contour_axis.annotate(format_number(value, 3), (point[0], point[1]), textcoords="offset points", xytext=(6, 6), fontsize=9,
+                contour_axis.annotate(format_plot_number(value, 3), (point[0], point[1]), textcoords="offset points", xytext=(6, 6), fontsize=9,
                                       bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
             contour_axis.legend(loc="upper right", fontsize=8)
         contour_axis.set_xlim(data.interval)
@@ -211,6 +211,6 @@ def _plot_slices(path: Path, data: FunctionData, name: str) -> Path:
         axis.grid(alpha=0.3)
         if len(outputs) > 1:
             axis.legend(fontsize=8)
-    reference = ", ".join(format_number(float(value)) for value in data.reference)
+    reference = ", ".join(format_plot_number(float(value)) for value in data.reference)
     figure.suptitle(_("Network {name}: F along each input, the others held at ({point})").format(name=name, point=reference), fontsize=11)
     return save_figure(figure, path)

@@ -83,25 +83,41 @@ def N_(message: str) -> str:
     return message
 
 
-def format_number(value: float | int | None, digits: int = 4, *, scientific_below: float = 1e-3) -> str:
+def format_number(
+    value: float | int | None,
+    digits: int = 4,
+    *,
+    scientific_below: float = 1e-3,
+    decimal_comma: bool | None = None,
+) -> str:
     """Format a number for a table: a decimal comma in French, a point in English.
 
     Args:
         value: the number; None gives an em dash.
         digits: significant digits, default 4.
         scientific_below: magnitudes below this (but not 0) use scientific notation, default 1e-3.
+        decimal_comma: force the separator; default None follows the language.
     """
+    french = get_language() == "fr" if decimal_comma is None else decimal_comma
     if value is None:
         return "—"
     if isinstance(value, int) and not isinstance(value, bool):
-        text = f"{value:,}".replace(",", "\u202f" if get_language() == "fr" else ",")
-        return text
+        return f"{value:,}".replace(",", "\u202f" if french else ",")
     if value != value:
         return "NaN"
     if value != 0 and abs(value) < scientific_below:
         text = f"{value:.{max(digits - 1, 1)}e}"
     else:
         text = f"{value:.{digits}g}"
-    if get_language() == "fr":
+    if french:
         text = text.replace(".", ",")
     return text
+
+
+def format_plot_number(value: float | int | None, digits: int = 4) -> str:
+    """Format a number for a figure: always a decimal point, like the axis ticks.
+
+    Decimal commas appear in French tables only; figures keep Matplotlib's point
+    so that titles and tick labels agree.
+    """
+    return format_number(value, digits, decimal_comma=False)

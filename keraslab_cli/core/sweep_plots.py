@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keraslab_cli.core.i18n import _, format_number
+from keraslab_cli.core.i18n import _, format_plot_number
 from keraslab_cli.core.plots import BLUE, RED, _positive, plt, save_figure
 from keraslab_cli.core.sweep import ConfigurationSummary, SweepPlan, describe_values, plot_grid, varying_fields
 
@@ -72,7 +72,7 @@ def plot_loss_curves(path: Path, plan: SweepPlan, summaries: list[ConfigurationS
             style = "--"
         elif position >= colors.N:
             style = ":"  # past the palette's colors, a dotted line distinguishes the curves
-        label = f"#{summary.rank} {run_label(plan, summary)} · {format_number(summary.final_loss, 3)}"
+        label = f"#{summary.rank} {run_label(plan, summary)} · {format_plot_number(summary.final_loss, 3)}"
         axis.plot(epochs, mean, style, color=color, linewidth=1.4, label=label)
         if len(losses) > 1:
             axis.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
@@ -134,7 +134,7 @@ def _draw_fit(axis, plan: SweepPlan, summary: ConfigurationSummary) -> None:
     if not fits:
         axis.text(0.5, 0.5, status_word(summary.status), transform=axis.transAxes, ha="center", va="center", color=RED, fontsize=14, fontweight="bold")
     heading = describe_values(spec, varying_fields(plan)) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
-    result = _("#{rank} · MSE(F, f) = {mse}").format(rank=summary.rank, mse=format_number(summary.dense_mse, 3))
+    result = _("#{rank} · MSE(F, f) = {mse}").format(rank=summary.rank, mse=format_plot_number(summary.dense_mse, 3))
     if summary.status != "completed":
         result += f" · {status_word(summary.status)}"
     axis.set_title(_wrap(heading) + "\n" + result, fontsize=8)

@@ -389,7 +389,7 @@ def test_french_plot_texts(runs):
     assert loss["xlabels"] == ["époque"]
     assert loss["ylabels"] == ["perte (MSE, échelle log)"]
     assert loss["legend"][0] == "perte d'entraînement"
-    assert "MSE finale" in loss["titles"][0]
+    assert "perte d'entraînement finale (MSE)" in loss["titles"][0]
     english_words = ("training", "target function", "network", "epoch", "log scale", "on the interval", "final loss")
     for figure in figures.values():
         for text in figure["texts"]:

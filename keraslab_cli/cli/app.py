@@ -140,8 +140,9 @@ class KeraslabGroup(typer.core.TyperGroup):
         try:
             result = super().main(args=args, prog_name=prog_name or "keraslab", complete_var=complete_var, standalone_mode=False, **extra)
             exit_code = result if isinstance(result, int) else 0
-        except _click.exceptions.NoArgsIsHelpError as error:
-            typer.echo(error.ctx.get_help() if error.ctx else "")
+        except _click.exceptions.NoArgsIsHelpError:
+            # Building this error rendered the help already (typer's rich
+            # formatter prints as it formats), so it is not printed again.
             exit_code = EXIT_USAGE
         except _click.exceptions.UsageError as error:
             _print_usage_error(error)

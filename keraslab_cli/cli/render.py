@@ -118,7 +118,10 @@ def summary_table(result) -> Table:
         add(_("Learning-rate schedule"), _("{name}, decay {decay}, minimum {minimum}, final rate {final}").format(
             name=spec.lr_schedule, decay=format_number(spec.lr_decay), minimum=format_number(spec.lr_min), final=format_number(result.history.get("learning_rate", [None])[-1])))
     add(_("Epochs"), _("{run} of {requested}").format(run=metrics["epochs_run"], requested=spec.epochs))
-    whole = _("(whole data set: plain gradient descent)") if spec.batch_size is None or spec.batch_size >= metrics["batch_size"] else ""
+    whole = ""
+    if spec.batch_size is None or spec.batch_size >= metrics["batch_size"]:
+        # With a validation split, the batch is every training sample, not every sample.
+        whole = _("(every training sample: plain gradient descent)") if spec.val_split > 0 else _("(whole data set: plain gradient descent)")
     add(_("Batch size"), f"{metrics['batch_size']} {whole}".strip())
     add(_("Normalization of x"), _("yes (mean and standard deviation of the training x, stored in the model)") if spec.normalize else _("no"))
     if spec.l1 or spec.l2 or spec.dropout:

@@ -21,11 +21,18 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
+CASE_INSENSITIVE_FIELDS = ("optimizer", "activation", "loss", "lr_schedule")
+
+
 def spec_from_values(command: str, values: dict) -> ExperimentSpec:
     """Build the specification of a command from its parsed option values."""
     fields = {option.field: values[option.field] for option in options_for(command)}
     if "interval" in fields:
         fields["interval"] = tuple(float(bound) for bound in fields["interval"])
+    # Keras names are lower case; the handout writes optimizers.SGD, so SGD is accepted.
+    for name in CASE_INSENSITIVE_FIELDS:
+        if isinstance(fields.get(name), str):
+            fields[name] = fields[name].lower()
     return ExperimentSpec(command=command, **fields)
 
 

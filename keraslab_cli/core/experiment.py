@@ -294,7 +294,7 @@ def _write_outputs(folder: Path, spec, data: Dataset, model, result, metrics) ->
     final = metrics.get("final_val_loss", metrics.get("final_loss"))
     stopped = result.epochs_run if result.status in {"diverged", "interrupted", "early_stopped"} else None
     best_epoch = metrics.get("best_val_epoch", metrics.get("best_epoch"))
-    loss_title = title + "\n" + _("final {name} = {value}").format(name=loss_label, value=_short(metrics.get("final_loss")))
+    loss_title = title + "\n" + _("final training loss ({name}) = {value}").format(name=loss_label, value=_short(metrics.get("final_loss")))
     files["loss.png"] = str(plots.plot_loss(folder / "loss.png", history, loss_title, loss_label, best_epoch, stopped))
 
     if data.has_validation or spec.sigma > 0:

@@ -109,6 +109,7 @@ def plot_loss(
         axis.axvline(stopped_epoch, color=RED, linestyle="--", linewidth=1.2, label=_("stopped at epoch {epoch}").format(epoch=stopped_epoch))
     if np.any(_positive(loss) > 0):
         axis.set_yscale("log")
+        label_narrow_log_axis(axis, [history.get(key) for key in ("loss", "val_loss", "data_loss", "val_data_loss")])
     axis.set_xlabel(_("epoch"))
     axis.set_ylabel(_("loss ({name}, log scale)").format(name=loss_name))
     axis.set_title(title, fontsize=10)
@@ -126,6 +127,23 @@ def plot_loss(
     else:
         axis.legend(loc="upper right", fontsize=9)
     return save_figure(figure, path)
+
+
+def label_narrow_log_axis(axis, series: list) -> None:
+    """Give a log-scale y axis that spans less than a decade evenly spaced, labelled ticks.
+
+    Matplotlib's log locator puts at most a few ticks in such a range (often
+    only 4×10⁰ and 5×10⁰), from which nobody can read the final loss.
+    """
+    from matplotlib import ticker
+
+    values = np.concatenate([_positive(np.asarray(s, dtype=float)) for s in series if s])
+    values = values[np.isfinite(values)]
+    if len(values) == 0 or values.max() / values.min() >= 10:
+        return
+    axis.yaxis.set_major_locator(ticker.MaxNLocator(nbins=6))
+    axis.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _positive(values: np.ndarray) -> np.ndarray:

@@ -104,6 +104,17 @@ def _is_finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def expected_choice(value: Any, choices: tuple[str, ...]) -> str:
+    """Describe the valid choices, suggesting the closest one to a mistyped value."""
+    import difflib
+
+    expected = _("one of: {choices}").format(choices=", ".join(choices))
+    close = difflib.get_close_matches(str(value).lower(), choices, n=1, cutoff=0.6)
+    if close:
+        expected += " " + _("(did you mean {name}?)").format(name=close[0])
+    return expected
+
+
 def validate(spec: ExperimentSpec) -> ExperimentSpec:
     """Check every value of a specification and return it unchanged.
 
@@ -125,10 +136,14 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
     _check(0 <= spec.seed <= MAX_SEED, "seed", spec.seed, seed_range)
     if spec.noise_seed is not None:
         _check(0 <= spec.noise_seed <= MAX_SEED, "noise_seed", spec.noise_seed, seed_range)
-    _check(spec.activation in defaults.ACTIVATIONS, "activation", spec.activation, _("one of: {choices}").format(choices=", ".join(defaults.ACTIVATIONS)))
-    _check(spec.optimizer in defaults.OPTIMIZERS, "optimizer", spec.optimizer, _("one of: {choices}").format(choices=", ".join(defaults.OPTIMIZERS)))
-    _check(spec.loss in defaults.LOSSES, "loss", spec.loss, _("one of: {choices}").format(choices=", ".join(defaults.LOSSES)))
-    _check(spec.lr_schedule in defaults.LR_SCHEDULES, "lr_schedule", spec.lr_schedule, _("one of: {choices}").format(choices=", ".join(defaults.LR_SCHEDULES)))
+    for field_name, choices in (
+        ("activation", defaults.ACTIVATIONS),
+        ("optimizer", defaults.OPTIMIZERS),
+        ("loss", defaults.LOSSES),
+        ("lr_schedule", defaults.LR_SCHEDULES),
+    ):
+        value = getattr(spec, field_name)
+        _check(value in choices, field_name, value, expected_choice(value, choices))
 
     positive_number = _("a positive finite number, for example 0.001")
     if spec.learning_rate is not None:

@@ -66,3 +66,33 @@ def test_narrow_loss_range_gets_readable_ticks():
     plt.close(figure)
     assert len(labels) >= 4
     assert all("10" not in label for label in labels)
+
+
+def readme(name: str) -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parent.parent / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["README.md", "README.fr.md"])
+def test_every_command_and_flag_documented(name):
+    from keraslab_cli.cli.options import TRAINING_OPTIONS
+
+    text = readme(name)
+    for command in ("handnet", "predict", "approx", "noisy", "sweep", "smallest"):
+        assert f"keraslab {command}" in text, command
+    for option in TRAINING_OPTIONS:
+        assert option.flags[0].split("/")[0] in text, option.flags[0]
+
+
+def test_readme_network_file_example_holds(invoke, tmp_path):
+    """The README's TOML network and its --expect value agree."""
+    import re
+
+    text = readme("README.md")
+    network = re.search(r"```toml\n(.*?)```", text, flags=re.DOTALL).group(1)
+    command = re.search(r"keraslab handnet my-net\.toml (--at \S+) --expect (\S+) --tol (\S+)", text)
+    path = tmp_path / "my-net.toml"
+    path.write_text(network, encoding="utf-8")
+    result = invoke("handnet", path, "--at", command.group(1).split()[1], "--expect", command.group(2), "--tol", command.group(3), "--outputs", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output

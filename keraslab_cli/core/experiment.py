@@ -314,11 +314,17 @@ def _write_outputs(folder: Path, spec, data: Dataset, model, result, metrics) ->
         return files
 
     grid = dense_grid(spec.interval, defaults.PLOT_POINTS).reshape(-1)
-    if "final_val_loss" in metrics:
+    restored = metrics.get("restored_epoch")
+    if restored is not None and result.history.get("val_loss"):
+        # F is drawn with the weights early stopping restored, so the caption
+        # gives the validation loss of that epoch, not of the last one.
+        fit_caption = _("MSE(F, f) on the interval = {value} · validation loss = {loss} (weights of epoch {epoch}, restored by early stopping)")
+        final = result.history["val_loss"][restored - 1]
+    elif "final_val_loss" in metrics:
         fit_caption = _("MSE(F, f) on the interval = {value} · final validation loss = {loss}")
     else:
         fit_caption = _("MSE(F, f) on the interval = {value} · final loss = {loss}")
-    fit_title = title + "\n" + fit_caption.format(value=_short(metrics.get("dense_mse")), loss=_short(final))
+    fit_title = title + "\n" + fit_caption.format(value=_short(metrics.get("dense_mse")), loss=_short(final), epoch=restored)
     noisy = spec.sigma > 0 or data.has_validation
     files["fit.png"] = str(
         plots.plot_fit(

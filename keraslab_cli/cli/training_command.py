@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from keraslab_cli.cli.console import make_console, print_error
 from keraslab_cli.cli.options import options_for
@@ -139,6 +140,8 @@ def run_training_command(command: str, values: dict) -> None:
 
         if spec.command == "noisy":
             print_noisy_report(console, result)
+        # The table folds long paths; this line keeps the folder whole for copy and paste.
+        console.print(_("Outputs saved in {folder}").format(folder=escape(str(result.folder))), soft_wrap=True)
 
     if result.status == "diverged":
         print_error(

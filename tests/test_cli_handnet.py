@@ -216,3 +216,60 @@ def test_json_identical_in_both_languages(invoke, tmp_path):
     english = handnet_json(invoke, tmp_path, "relu-1d", "--at", "-1")
     french = handnet_json(invoke, tmp_path, "relu-1d", "--at", "-1", "--lang", "fr")
     assert english == french
+
+
+def test_range_widens_to_at_points(invoke, tmp_path):
+    handnet_json(invoke, tmp_path, "sigmoid-2d", "--at", "7,-5", "--at", "1,-1")
+    run = json.loads((tmp_path / "handnet" / "sigmoid-2d" / "run.json").read_text())
+    # [-5, 5] grows to 7 plus a margin of 5 % of the width, rounded outwards.
+    assert run["plot"]["interval"] == [-6.0, 8.0]
+    handnet_json(invoke, tmp_path, "relu-1d", "--at", "3")
+    run = json.loads((tmp_path / "handnet" / "relu-1d" / "run.json").read_text())
+    assert run["plot"]["interval"] == [-2.0, 3.0]
+
+
+def test_points_outside_range_warned(invoke, tmp_path):
+    result = invoke("handnet", "sigmoid-2d", "--at", "7,-5", "--at", "1,-1", "--range", "-5", "5", "--outputs", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["network"] == "sigmoid-2d"
+    message = " ".join(result.stderr.split())
+    assert "Warning: Left off the plot, outside --range [-5, 5]: (7, -5)." in message
+    assert "(1, -1)" not in message
+    french = invoke("handnet", "relu-1d", "--at", "4.5", "--range", "-2", "3", "--outputs", tmp_path, "--lang", "fr")
+    assert french.exit_code == 0, french.output
+    assert "Attention : Absents du graphique, hors de --range [-2 ; 3] : 4,5." in " ".join(french.stderr.split())
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_decimal_comma_hint(invoke, tmp_path, lang):
+    result = invoke("handnet", "relu-1d", "--at", "2,5", "--outputs", tmp_path, "--lang", lang)
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    hint = "write decimals with a point: 2.5" if lang == "en" else "écrivez les nombres décimaux avec un point : 2.5"
+    assert hint in message
+    assert "numbers" not in message
+
+
+def command_summary(output: str, command: str) -> str:
+    """Return the summary of a command in the table of keraslab --help, joined across lines."""
+    lines = output.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.strip("│ ").startswith(command + " "))
+    summary = [lines[start].strip("│ ")[len(command):].strip()]
+    for line in lines[start + 1:]:
+        cell = line.strip("│ ")
+        if not line.startswith("│" + " " * 4) or not cell:
+            break
+        summary.append(cell.strip())
+    return " ".join(summary)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_help_summary_is_whole_sentence(invoke, lang):
+    result = invoke("--help", "--lang", lang)
+    assert result.exit_code == 0, result.output
+    summary = command_summary(result.stdout, "handnet")
+    assert summary.count("(") == summary.count(")")
+    assert summary.endswith(".")
+    assert len(summary) < 100
+    details = " ".join(invoke("handnet", "--help", "--lang", lang).stdout.split())
+    assert details.count("(") == details.count(")")

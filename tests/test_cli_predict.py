@@ -164,3 +164,121 @@ def test_french_table_and_same_csv(invoke):
     english_csv = invoke("predict", "sigmoid-2d", "7,-5", "--csv").stdout
     french_csv = invoke("predict", "sigmoid-2d", "7,-5", "--csv", "--lang", "fr").stdout
     assert english_csv == french_csv
+
+
+def trained_run(tmp_path, interval=(0.0, 5.0), function="sin(x)"):
+    """Save a one-input model with the run.json an approx run writes beside it."""
+    from keraslab_cli.core.backend import keras
+
+    folder = tmp_path / "approx" / "sine"
+    folder.mkdir(parents=True)
+    model = keras.Sequential([keras.layers.Input(shape=(1,)), keras.layers.Dense(1)])
+    model.layers[0].set_weights([np.array([[2.0]], dtype=np.float32), np.array([-1.0], dtype=np.float32)])
+    model.save(folder / "model.keras")
+    (folder / "run.json").write_text(json.dumps({"command": "approx", "config": {"interval": list(interval), "function": function}}))
+    return folder
+
+
+@pytest.fixture
+def plotted(monkeypatch):
+    """Record the data of every plot of F that predict draws."""
+    from keraslab_cli.core import function_plots
+
+    recorded = []
+    draw = function_plots.plot_function
+
+    def record(path, data, name):
+        recorded.append(data)
+        return draw(path, data, name)
+
+    monkeypatch.setattr(function_plots, "plot_function", record)
+    return recorded
+
+
+@pytest.mark.parametrize("model_path", ["folder", "model.keras"])
+def test_plot_of_run_uses_training_interval(invoke, tmp_path, plotted, model_path):
+    folder = trained_run(tmp_path)
+    source = folder if model_path == "folder" else folder / "model.keras"
+    document = predict_json(invoke, source, "--plot", "--outputs", tmp_path)
+    assert document["model"] == "sine"
+    assert document["plot"] == str(tmp_path / "predict" / "sine.png")
+    data = plotted[0]
+    assert data.interval == (0.0, 5.0)
+    assert data.training_interval == (0.0, 5.0)
+    assert data.target[0] == "sin(x)"
+    assert np.allclose(data.target[1], np.sin(np.linspace(0, 5, 100)))
+    assert np.allclose(data.values[:, 0], 2 * np.linspace(0, 5, 100) - 1, atol=1e-5)
+    assert (tmp_path / "predict" / "sine.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_plot_range_overrides_training_interval(invoke, tmp_path, plotted):
+    folder = trained_run(tmp_path)
+    predict_json(invoke, folder, "--plot", "--range", "-1", "7", "--outputs", tmp_path)
+    assert plotted[0].interval == (-1.0, 7.0)
+    assert plotted[0].training_interval == (0.0, 5.0)
+
+
+def test_plot_of_builtin_keeps_handout_range(invoke, tmp_path, plotted):
+    predict_json(invoke, "relu-1d", "--plot", "--outputs", tmp_path)
+    assert plotted[0].interval == (-2.0, 3.0)
+    assert plotted[0].target is None
+    assert plotted[0].training_interval is None
+
+
+def test_run_without_function_draws_f_alone(invoke, tmp_path, plotted):
+    folder = trained_run(tmp_path, function="")
+    predict_json(invoke, folder, "--plot", "--outputs", tmp_path)
+    assert plotted[0].interval == (0.0, 5.0)
+    assert plotted[0].target is None
+
+
+def test_model_named_after_run_folder(invoke, tmp_path):
+    folder = trained_run(tmp_path)
+    result = invoke("predict", folder / "model.keras", "1")
+    assert result.exit_code == 0, result.output
+    assert "Model sine: inputs: 1, outputs: 1" in result.stdout
+
+
+def test_extrapolation_warning_on_stderr(invoke, tmp_path):
+    folder = trained_run(tmp_path)
+    result = invoke("predict", folder, "-1", "3", "7.5", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["points"]) == 3
+    assert "Extrapolation at x = -1, 7.5: the model was trained on x in [0, 5] only" in result.stderr
+    csv_result = invoke("predict", folder, "7.5", "--csv")
+    assert csv_result.stdout.splitlines()[0] == "x,F"
+    assert "Extrapolation" not in csv_result.stdout
+    assert "Extrapolation at x = 7.5" in csv_result.stderr
+
+
+def test_extrapolation_warning_in_french(invoke, tmp_path):
+    folder = trained_run(tmp_path, interval=(0.0, 2.5))
+    result = invoke("predict", folder, "3.5", "--lang", "fr")
+    assert result.exit_code == 0, result.output
+    assert "Attention : Extrapolation en x = 3,5 : le modèle n'a été entraîné que sur x dans [0 ; 2,5]" in " ".join(result.stderr.split())
+
+
+def test_no_warning_inside_training_interval(invoke, tmp_path):
+    folder = trained_run(tmp_path)
+    result = invoke("predict", folder, "0", "2.5", "5")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(("args", "expected"), [(("relu-1d", "2,5"), "2.5"), (("relu-1d", "-0,75"), "-0.75"), (("relu-1d", "--at", "2,5"), "2.5")])
+def test_decimal_comma_hint(invoke, args, expected):
+    result = invoke("predict", *args)
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "1 finite number, the network's only input" in message
+    assert f"write decimals with a point: {expected}" in message
+
+
+def test_stdin_error_names_standard_input(invoke):
+    result = invoke("predict", "relu-1d", "--input", "-", input="abc,1\n")
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "Cannot read the points from standard input: line 1: expected 1 value" in message
+    assert "the file" not in message
+    french = invoke("predict", "relu-1d", "--input", "-", "--lang", "fr", input="\n")
+    assert "Impossible de lire les points sur l'entrée standard" in " ".join(french.stderr.split())

@@ -16,6 +16,7 @@ from keraslab_cli.core.loading import (
     parse_point,
     points_from_values,
     read_points_csv,
+    read_training_run,
 )
 
 TOLERANCE = 1e-5  # Keras computes in float32; NumPy in float64
@@ -336,7 +337,7 @@ def test_read_points_csv():
     assert read_points_csv("x1;x2\n0,5;-1,25\n", "p.csv", 2) == [(0.5, -1.25)]
     with pytest.raises(InvalidFile) as caught:
         read_points_csv("x\n1\n2,3\n", "p.csv", 1)
-    assert "line 3: expected 1 values" in caught.value.problem
+    assert "line 3: expected 1 value (the model has one input), found 2" in caught.value.problem
     with pytest.raises(InvalidFile) as caught:
         read_points_csv("1\nabc\n", "p.csv", 1)
     assert "line 2: expected finite numbers" in caught.value.problem
@@ -365,3 +366,83 @@ def test_function_data_of_each_kind():
     slices = function_data(square_sum, 3, (-1.0, 1.0), 11, marked=np.array([[1.0, 2.0, 3.0]]))
     assert slices.kind == "slices"
     assert np.allclose(slices.values[1][:, 0], 1 + np.linspace(-1, 1, 11) ** 2 + 9)
+
+
+@pytest.mark.parametrize(("text", "number"), [("2,5", "2.5"), ("-0,75", "-0.75"), (" 3,0 ", "3.0")])
+def test_decimal_comma_hint(text, number):
+    with pytest.raises(InvalidValue) as caught:
+        parse_point(text, 1)
+    assert caught.value.expected.startswith("1 finite number, ")
+    assert f"write decimals with a point: {number}" in caught.value.expected
+
+
+def test_no_hint_without_decimal_comma():
+    with pytest.raises(InvalidValue) as caught:
+        parse_point("1,2,3", 2)
+    assert caught.value.expected.startswith("2 finite numbers separated by commas")
+    assert "decimals" not in caught.value.expected
+    with pytest.raises(InvalidValue) as caught:
+        parse_point("2,5", 2 + 1)
+    assert "decimals" not in caught.value.expected
+
+
+def test_decimal_comma_hint_in_values():
+    with pytest.raises(InvalidInputs) as caught:
+        points_from_values(["2,5"], 1)
+    assert "write decimals with a point: 2.5" in str(caught.value)
+
+
+def test_decimal_comma_hint_in_french():
+    from keraslab_cli.core.i18n import set_language
+
+    set_language("fr")
+    with pytest.raises(InvalidValue) as caught:
+        parse_point("2,5", 1)
+    assert caught.value.expected == "1 nombre fini, la seule entrée du réseau (par exemple 3) ; écrivez les nombres décimaux avec un point : 2.5"
+
+
+def test_range_covering_widens_to_points():
+    from keraslab_cli.core.function_plots import range_covering
+
+    # sigmoid-2d at (7, -5): the width becomes 12, so the margin is 0.6 on both sides.
+    assert range_covering((-5.0, 5.0), [(7.0, -5.0)]) == (-6.0, 8.0)
+    assert range_covering((-2.0, 3.0), [(10.0,)]) == (-2.0, 11.0)
+    assert range_covering((-2.0, 3.0), [(-12.0,), (0.0,)]) == (-13.0, 3.0)
+    assert range_covering((-5.0, 5.0), [(1.0, -1.0), (5.0, 5.0)]) == (-5.0, 5.0)
+    assert range_covering((0.0, 5.0), []) == (0.0, 5.0)
+
+
+def test_points_outside_interval():
+    from keraslab_cli.core.function_plots import points_outside
+
+    assert points_outside((-5.0, 5.0), [(7.0, -5.0), (1.0, -1.0), (0.0, -5.5)]) == [(7.0, -5.0), (0.0, -5.5)]
+    assert points_outside((0.0, 5.0), [(0.0,), (5.0,)]) == []
+
+
+def test_read_training_run(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"config": {"interval": [0, 5], "function": "sin(x)"}}))
+    run = read_training_run(path)
+    assert run.interval == (0.0, 5.0)
+    assert run.function == "sin(x)"
+    assert run.points_outside([(-1.0,), (0.0,), (5.0,), (7.5,)]) == [(-1.0,), (7.5,)]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["not json", "[1, 2]", '{"config": {"layers": []}}', '{"config": {"interval": [5, 0]}}',
+     '{"config": {"interval": [0, "5"]}}', '{"config": {"interval": [0, NaN]}}', '{"config": {"interval": [0, 1, 2]}}'],
+)
+def test_training_run_ignored_when_invalid(tmp_path, content):
+    path = tmp_path / "run.json"
+    path.write_text(content)
+    assert read_training_run(path) is None
+
+
+def test_function_data_with_target():
+    from keraslab_cli.core.function_plots import function_data
+
+    data = function_data(lambda batch: batch * 2, 1, (0.0, 5.0), 11, target=("sin(x)", np.sin), training_interval=(0.0, 5.0))
+    assert data.target[0] == "sin(x)"
+    assert np.allclose(data.target[1], np.sin(np.linspace(0, 5, 11)))
+    assert data.training_interval == (0.0, 5.0)

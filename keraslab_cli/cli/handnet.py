@@ -15,13 +15,13 @@ from rich.table import Table
 
 from keraslab_cli.cli.options import DEFAULT_OUTPUTS, JsonOption, LangOption, NameOption, OutputsOption, QuietOption
 from keraslab_cli.core.errors import InvalidValue
-from keraslab_cli.core.i18n import N_, _, format_number
+from keraslab_cli.core.i18n import N_, _, format_number, get_language
 
 HELP = N_(
-    "Build a network whose weights you set by hand (a built-in network of the lab, or a .toml or .json file "
-    "with one entry per neuron: its weights and its bias), show its weights as neurons and as Keras's "
-    "get_weights() layout, evaluate F at points and draw it. Saves model.keras, F.png and run.json in "
-    "outputs/handnet/NAME/. Exit code 1 when --expect fails."
+    "Build a network with weights set by hand, evaluate F at points and draw it. NETWORK is a built-in "
+    "network of the lab or a .toml or .json file with one entry per neuron (its weights and its bias). "
+    "Shows the weights as neurons and as Keras's get_weights() layout. Saves model.keras, F.png and "
+    "run.json in outputs/handnet/NAME/. Exit code 1 when --expect fails."
 )
 EVALUATION = N_("Evaluation")
 PLOT = N_("Plot")
@@ -80,7 +80,7 @@ def handnet(
 
     model = core.build_model(described)
     evaluation = core.evaluate_points(model, points, described.inputs, with_trace=trace)
-    plot_settings = (plot_range or default_range(described.inputs), grid or default_points(described.inputs))
+    plot_settings = (plot_interval(plot_range, default_range(described.inputs), points), grid or default_points(described.inputs))
     files = core.save_run(folder, described, model, evaluation, plot_settings, ["keraslab", *sys.argv[1:]])
     append_index(Path(outputs), {"command": "handnet", "status": "completed", "folder": str(folder), "trainable_params": described.trainable_parameters, "parameters": {"network": network}})
 
@@ -100,6 +100,47 @@ def check_range(plot_range: tuple[float, float] | None) -> None:
         raise InvalidValue("range", f"{plot_range[0]:g} {plot_range[1]:g}", _("two finite bounds A < B, for example --range -2 3"))
 
 
+def plot_interval(plot_range: tuple[float, float] | None, default: tuple[float, float], points) -> tuple[float, float]:
+    """Return the interval to draw F over.
+
+    Without --range, the default grows to show every evaluated point. With
+    --range, the points outside it are left off the plot and named in a warning.
+    """
+    from keraslab_cli.core.function_plots import points_outside, range_covering
+
+    if plot_range is None:
+        return range_covering(default, points)
+    outside = points_outside(plot_range, points)
+    if outside:
+        print_warning(_("Left off the plot, outside --range {interval}: {points}. Widen --range to see them.").format(
+            interval=interval_text(plot_range), points=points_text(outside)))
+    return plot_range
+
+
+def print_warning(text: str) -> None:
+    """Print a warning line on stderr, so that --json and --csv output stays clean."""
+    from keraslab_cli.cli.console import error_console
+
+    error_console().print(f"[bold yellow]{escape(_('Warning:'))}[/] {escape(text)}")
+
+
+def _separator() -> str:
+    # French writes decimals with a comma, so it separates numbers with a semicolon.
+    return " ; " if get_language() == "fr" else ", "
+
+
+def interval_text(interval: tuple[float, float]) -> str:
+    """Return an interval as [a, b] in English, [a ; b] in French."""
+    return "[" + _separator().join(format_number(float(bound)) for bound in interval) + "]"
+
+
+def points_text(points) -> str:
+    """Return points for a message: ``7, 8`` for one input, ``(7, -5), (1, -1)`` for more."""
+    if all(len(point) == 1 for point in points):
+        return _separator().join(format_number(float(point[0])) for point in points)
+    return ", ".join("(" + _separator().join(format_number(float(value)) for value in point) + ")" for point in points)
+
+
 def read_network(reference: str):
     """Return the network a reference names: built-in, network file, .keras file or run folder."""
     from keraslab_cli.core.handnet import BUILTIN_NETWORKS, is_network_file, load_network, network_from_model
@@ -110,8 +151,7 @@ def read_network(reference: str):
     from keraslab_cli.core.loading import load_model
 
     loaded = load_model(reference)
-    name = path.parent.name if path.name == "model.keras" and path.parent.name else loaded.name
-    return network_from_model(loaded.model, name, reference)
+    return network_from_model(loaded.model, loaded.name, reference)
 
 
 def handnet_document(network, evaluation, folder: Path, files: dict[str, str]) -> dict:

@@ -25,6 +25,8 @@ CURVE_RANGE = (-2.0, 3.0)  # the handout draws F on [−2, 3] for one input
 CURVE_POINTS = 100  # np.linspace(-2, 3, num=100) in the handout
 SURFACE_RANGE = (-5.0, 5.0)  # np.linspace(-5, 5, 20) on both axes in the handout
 SURFACE_POINTS = 20
+# Share of the plotted width left beyond an evaluated point that widens the range.
+POINT_MARGIN = 0.05
 OUTPUT_COLORS = (RED, BLUE, "tab:green", "tab:orange", "tab:purple", "tab:brown")
 
 
@@ -40,6 +42,11 @@ class FunctionData:
             outputs) for a surface, a list of (points, outputs) per input for slices.
         reference: the point the other inputs are held at, for slices.
         marked: points the user evaluated, with F there, drawn as dots.
+        interval: bounds of every plotted axis.
+        target: for a curve, the text of the target f(x) and f on the grid,
+            drawn dashed beside F; None when F has no target.
+        training_interval: for a curve, the interval of x the model was
+            trained on, shaded; None for a network that was not trained.
     """
 
     kind: str
@@ -48,6 +55,8 @@ class FunctionData:
     reference: np.ndarray | None = None
     marked: tuple[np.ndarray, np.ndarray] | None = None
     interval: tuple[float, float] = field(default=CURVE_RANGE)
+    target: tuple[str, np.ndarray] | None = None
+    training_interval: tuple[float, float] | None = None
 
 
 def default_range(inputs: int) -> tuple[float, float]:
@@ -60,12 +69,41 @@ def default_points(inputs: int) -> int:
     return SURFACE_POINTS if inputs == 2 else CURVE_POINTS
 
 
+def range_covering(interval: tuple[float, float], points) -> tuple[float, float]:
+    """Widen an interval so that every coordinate of the points lies inside it.
+
+    The interval is returned unchanged when every point is inside. Otherwise
+    each bound closer than ``POINT_MARGIN`` of the new width to a point moves
+    that far beyond it, rounded outwards to a whole number, so that no mark
+    sits on the plot's edge.
+    """
+    low, high = float(interval[0]), float(interval[1])
+    coordinates = np.asarray(points, dtype=float).ravel()
+    if not coordinates.size or (coordinates.min() >= low and coordinates.max() <= high):
+        return (low, high)
+    smallest, largest = float(coordinates.min()), float(coordinates.max())
+    margin = POINT_MARGIN * (max(high, largest) - min(low, smallest))
+    if smallest - margin < low:
+        low = float(np.floor(smallest - margin))
+    if largest + margin > high:
+        high = float(np.ceil(largest + margin))
+    return (low, high)
+
+
+def points_outside(interval: tuple[float, float], points) -> list[tuple[float, ...]]:
+    """Return the points with a coordinate outside the interval: a plot over it leaves them off."""
+    low, high = interval
+    return [tuple(point) for point in points if not all(low <= value <= high for value in point)]
+
+
 def function_data(
     evaluate: Callable[[np.ndarray], np.ndarray],
     inputs: int,
     interval: tuple[float, float],
     points: int,
     marked: np.ndarray | None = None,
+    target: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    training_interval: tuple[float, float] | None = None,
 ) -> FunctionData:
     """Evaluate F on the grid a plot needs.
 
@@ -75,6 +113,9 @@ def function_data(
         interval: bounds of every plotted axis.
         points: grid points per axis.
         marked: points (n, inputs) to mark on the plot, or None.
+        target: for one input, the text of the target f(x) and a function
+            mapping x (n,) to f(x) (n,); default None.
+        training_interval: for one input, the interval the model was trained on; default None.
     """
     axis = np.linspace(interval[0], interval[1], points)
     marks = None
@@ -82,7 +123,9 @@ def function_data(
         marked = np.asarray(marked, dtype=float).reshape(len(marked), inputs)
         marks = (marked, evaluate(marked))
     if inputs == 1:
-        return FunctionData("curve", [axis], evaluate(axis.reshape(-1, 1)), marked=marks, interval=interval)
+        target_values = (target[0], np.asarray(target[1](axis), dtype=float)) if target is not None else None
+        return FunctionData("curve", [axis], evaluate(axis.reshape(-1, 1)), marked=marks, interval=interval,
+                            target=target_values, training_interval=training_interval)
     if inputs == 2:
         grid_x, grid_y = np.meshgrid(axis, axis)
         values = evaluate(np.c_[grid_x.ravel(), grid_y.ravel()])
@@ -123,8 +166,13 @@ def _plot_curve(path: Path, data: FunctionData, name: str) -> Path:
     figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     x = data.axes[0]
     labels = output_labels(data.values.shape[1])
+    if data.training_interval is not None:
+        axis.axvspan(*data.training_interval, color="gray", alpha=0.12, label=_("training interval {interval}").format(interval=_interval_text(data.training_interval)))
     for column, label in enumerate(labels):
         axis.plot(x, data.values[:, column], color=OUTPUT_COLORS[column % len(OUTPUT_COLORS)], linewidth=2, label=f"{label}(x)")
+    if data.target is not None:
+        source, values = data.target
+        axis.plot(x, values, "--", color=BLUE, linewidth=1.8, label=_("target f(x) = {function}").format(function=source))
     inside = _inside(data)
     if inside is not None:
         points, values = inside

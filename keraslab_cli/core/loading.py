@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from keraslab_cli.core.handnet import BUILTIN_NETWORKS, Network, build_model, is
 from keraslab_cli.core.i18n import _
 
 MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
 KERAS_ARCHIVE_FILES = ("config.json", "model.weights.h5")
 # The models of this lab weigh kilobytes; this bound only stops zip bombs.
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
@@ -39,6 +41,26 @@ CODE_CLASSES = {"Lambda", "__lambda__", "TorchModuleWrapper"}
 # Functions that Keras stores under the module "builtins": activations, and
 # keraslab's own registered heaviside.
 SAFE_FUNCTIONS = set(HAND_ACTIVATIONS) | {"keraslab>heaviside"}
+# A number written with a decimal comma, as in French: 2,5 or -0,75.
+DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?\d+,\d+")
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """The training data of a run, as recorded in the run.json beside its model.
+
+    Attributes:
+        interval: the bounds [a, b] of x the model was trained on.
+        function: the text of the target f(x), or None when the run has none.
+    """
+
+    interval: tuple[float, float]
+    function: str | None = None
+
+    def points_outside(self, points) -> list[tuple[float, ...]]:
+        """Return the points whose x lies outside the training interval."""
+        low, high = self.interval
+        return [tuple(point) for point in points if not low <= point[0] <= high]
 
 
 @dataclass
@@ -52,6 +74,8 @@ class LoadedModel:
         inputs: number of inputs of F.
         outputs: number of outputs of F.
         network: the natural view when the model came from a network description.
+        training: the training data of the run the model comes from, for a
+            one-input model with a run.json beside it; None otherwise.
     """
 
     model: Any
@@ -60,6 +84,7 @@ class LoadedModel:
     inputs: int
     outputs: int
     network: Network | None = None
+    training: TrainingRun | None = None
 
 
 def load_model(reference: str) -> LoadedModel:
@@ -73,15 +98,45 @@ def load_model(reference: str) -> LoadedModel:
         network = load_network(reference)
         return LoadedModel(build_model(network), network.name, reference, network.inputs, network.outputs, network)
     if path.is_dir():
-        name = path.resolve().name
         path = path / MODEL_FILE
         if not path.is_file():
             raise InvalidFile(str(reference), _("this folder has no {file}. Give a run folder that contains one (a run that diverged saves none) or the path of a .keras file.").format(file=MODEL_FILE))
-    else:
-        name = path.stem
     model = load_keras_file(path)
     inputs, outputs = model_shape(model, str(path))
-    return LoadedModel(model, name, reference, inputs, outputs)
+    training = read_training_run(path.parent / RUN_FILE) if inputs == 1 else None
+    return LoadedModel(model, model_name(path), reference, inputs, outputs, training=training)
+
+
+def model_name(path: Path) -> str:
+    """Return a model's short name: its run folder's name for a model.keras, else the file's stem."""
+    folder = path.resolve().parent.name
+    return folder if path.name == MODEL_FILE and folder else path.stem
+
+
+def read_training_run(path: Path) -> TrainingRun | None:
+    """Read the training interval and target f(x) from a run.json, or return None.
+
+    A run.json that is missing, unreadable or without a valid
+    ``config.interval`` gives None: the model is then evaluated like any other.
+    """
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    config = document.get("config") if isinstance(document, dict) else None
+    interval = config.get("interval") if isinstance(config, dict) else None
+    if not isinstance(interval, list) or len(interval) != 2 or not all(_is_finite_number(bound) for bound in interval):
+        return None
+    if not interval[0] < interval[1]:
+        return None
+    function = config.get("function")
+    return TrainingRun((float(interval[0]), float(interval[1])), function if isinstance(function, str) and function.strip() else None)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_keras_file(path: Path):
@@ -244,10 +299,20 @@ def parse_point(text: str, inputs: int, field: str = "at") -> tuple[float, ...]:
     """
     parts = text.split(",")
     values = [parse_number(part) for part in parts]
-    example = ",".join(["1"] * inputs)
     if len(parts) != inputs or any(value is None for value in values):
-        raise InvalidValue(field, text, _("{count} finite numbers separated by commas, one per input of the network (for example {example})").format(count=inputs, example=example))
+        raise InvalidValue(field, text, _point_expected(text, inputs, len(parts)))
     return tuple(values)
+
+
+def _point_expected(text: str, inputs: int, parts: int) -> str:
+    """Describe a valid point, with a hint when the text looks like a decimal comma (2,5)."""
+    if inputs == 1:
+        expected = _("1 finite number, the network's only input (for example 3)")
+    else:
+        expected = _("{count} finite numbers separated by commas, one per input of the network (for example {example})").format(count=inputs, example=",".join(["1"] * inputs))
+    if parts > inputs and DECIMAL_COMMA_NUMBER.fullmatch(text.strip()):
+        expected = _("{expected}; write decimals with a point: {number}").format(expected=expected, number=text.strip().replace(",", "."))
+    return expected
 
 
 def points_from_values(values: list[str], inputs: int) -> list[tuple[float, ...]]:
@@ -316,6 +381,8 @@ def read_points_csv(text: str, source: str, inputs: int) -> list[tuple[float, ..
         values = [parse_number(cell, decimal_comma=semicolon) for cell in cells]
         if index == 0 and all(value is None for value in values):
             continue
+        if len(cells) != inputs and inputs == 1:
+            raise InvalidFile(source, _("line {line}: expected 1 value (the model has one input), found {found}: {text}").format(line=number, found=len(cells), text=_show_line(line)))
         if len(cells) != inputs:
             raise InvalidFile(source, _("line {line}: expected {expected} values (one per input of the model), found {found}: {text}").format(line=number, expected=inputs, found=len(cells), text=_show_line(line)))
         if any(value is None for value in values):

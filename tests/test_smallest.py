@@ -152,3 +152,28 @@ def test_finds_network_and_is_deterministic(invoke, tmp_path):
     assert Path(first_document["files"]["fit.png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     smaller = [probe for probe in first_document["probes"] if probe["trainable_params"] < first_document["winner"]["trainable_params"]]
     assert all(probe["first_epoch_below"] is None for probe in smaller)
+
+
+def test_lr_help_states_smallest_default(invoke):
+    from keraslab_cli.cli.smallest import fixed_options
+
+    option = next(option for option in fixed_options() if option.field == "learning_rate")
+    assert option.default == 0.01
+    assert "Keras default" not in option.help
+    assert "0.01" in option.help
+    assert "Keras default" not in invoke("smallest", "--help").stdout
+
+
+def test_singular_and_plural_words():
+    from keraslab_cli.cli.smallest import probes_table, winner_text
+    from keraslab_cli.core.i18n import set_language
+
+    result = smallest.SearchResult(ExperimentSpec(), 0.5, skipped=1)
+    assert probes_table(result).caption == "1 larger architecture was not trained."
+    result.skipped = 3
+    assert probes_table(result).caption == "3 larger architectures were not trained."
+    result.winner = ConfirmedRun(ExperimentSpec(layers=1, units=1, epochs=1), 0.4)
+    assert "1 hidden layer × 1 neuron, 4 trainable parameters, 1 epoch:" in winner_text(result, Path("out"))
+    result.winner = ConfirmedRun(ExperimentSpec(layers=2, units=3, epochs=40), 0.4)
+    set_language("fr")
+    assert "2 couches cachées × 3 neurones, 22 paramètres entraînables, 40 époques" in winner_text(result, Path("out"))

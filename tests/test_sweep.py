@@ -262,3 +262,107 @@ def test_one_worker_runs_many_specs(tmp_path):
     assert [outcome.status for outcome in outcomes] == ["completed"] * 3
     assert all(outcome.rss_mb > 50 for outcome in outcomes)
     assert outcomes[0].loss != outcomes[1].loss
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "corrected"),
+    [("sigma", "0,3", "write 0.3, or 0.0,3.0 to sweep 0 and 3"), ("l2", "0,001", "write 0.001"),
+     ("learning_rate", "0,01,0,001", "write 0.01,0.001"), ("mu", "-1,5", "write -1.5, or -1.0,5.0"), ("sigma", "0.1,01", "for example 0.01,0.001")],
+)
+def test_decimal_comma_rejected(field, text, corrected):
+    with pytest.raises(InvalidValue) as caught:
+        parse_values(field, text)
+    assert caught.value.field == field
+    assert caught.value.value == text
+    assert corrected in caught.value.expected
+    assert "decimals written with a point" in caught.value.expected
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "expected"),
+    [("units", "2,5", [2, 5]), ("sigma", "0.0,3.0", [0.0, 3.0]), ("sigma", "0,0.3", [0.0, 0.3]), ("l2", "0,1,2", [0.0, 1.0, 2.0]), ("sigma", "10", [10.0])],
+)
+def test_lists_that_are_not_decimal_commas(field, text, expected):
+    assert parse_values(field, text) == expected
+
+
+def test_french_on_off_words():
+    assert parse_values("normalize", "oui,non") == [True, False]
+    assert parse_values("nesterov", "Vrai") == [True]
+    assert parse_values("nesterov", "faux") == [False]
+
+
+def test_plural_forms_by_language():
+    from keraslab_cli.core.i18n import set_language
+    from keraslab_cli.core.sweep import plural
+
+    forms = ("{count} run", "{count} runs")
+    assert [plural(count, *forms).format(count=count) for count in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
+    set_language("fr")
+    assert [plural(count, *forms).format(count=count) for count in (0, 1, 2)] == ["0 exécution", "1 exécution", "2 exécutions"]
+
+
+def test_noisy_ranked_by_dense_mse(tmp_path):
+    plan = plan_sweep("noisy", {"l2": "0,0.01"}, tmp_path)
+    # l2=0 has the lower training loss, l2=0.01 the F closer to f.
+    outcomes = [fake_outcome(0, "completed", 0.01, 0.3), fake_outcome(1, "completed", 0.05, 0.1)]
+    summaries = summarize(plan, outcomes)
+    assert [summary.spec.l2 for summary in summaries] == [0.01, 0.0]
+    approx = plan_sweep("approx", {"units": "2,3"}, tmp_path)
+    assert [summary.spec.units for summary in summarize(approx, outcomes)] == [2, 3]
+
+
+def test_ms_per_epoch_is_mean_of_runs(tmp_path):
+    plan = plan_sweep("approx", {"units": "2"}, tmp_path, repeat=2)
+    outcomes = [fake_outcome(index, "completed", 1.0, 1.0) for index in range(2)]
+    outcomes[0].metrics["ms_per_epoch"], outcomes[1].metrics["ms_per_epoch"] = 2.0, 4.0
+    summary = summarize(plan, outcomes)[0]
+    assert summary.ms_per_epoch == pytest.approx(3.0, abs=1e-12)
+    files = write_sweep_outputs(plan, [summary], outcomes)
+    with open(files["sweep.csv"], newline="") as handle:
+        assert float(next(csv.DictReader(handle))["ms_per_epoch"]) == pytest.approx(3.0)
+
+
+def curve_outcome(index, train, validation, penalty=0.0):
+    curves = {"loss": [value + penalty for value in train], "val_loss": [value + penalty for value in validation]}
+    if penalty:
+        curves.update(data_loss=list(train), val_data_loss=list(validation))
+    metrics = {"final_loss": train[-1] + penalty, "dense_mse": 0.1 * (index + 1), "final_val_loss": validation[-1]}
+    return RunOutcome(index, "completed", False, "f", metrics, loss=curves["loss"], curves=curves)
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.5])
+def test_loss_plot_draws_validation_dashed(tmp_path, monkeypatch, penalty):
+    from keraslab_cli.core import sweep_plots
+
+    plan = plan_sweep("noisy", {"sigma": "0.1,0.2", "l2": "0.01" if penalty else "0"}, tmp_path)
+    outcomes = [curve_outcome(0, [4.0, 2.0, 1.0], [5.0, 3.0, 2.5], penalty), curve_outcome(1, [3.0, 1.5, 0.5], [6.0, 4.0, 3.5], penalty)]
+    drawn = []
+    monkeypatch.setattr(sweep_plots, "save_figure", lambda figure, path: drawn.append(figure) or path)
+    sweep_plots.plot_loss_curves(tmp_path / "losses.png", plan, summarize(plan, outcomes))
+    axis = drawn[0].axes[0]
+    solid = [line for line in axis.lines if line.get_linestyle() == "-"]
+    dashed = [line for line in axis.lines if line.get_linestyle() == "--"]
+    # Ranked by MSE(F, f): run 0 first. Without penalty the curves are the losses, with it the data losses.
+    np.testing.assert_allclose(solid[0].get_ydata(), [4.0, 2.0, 1.0])
+    np.testing.assert_allclose(dashed[0].get_ydata(), [5.0, 3.0, 2.5])
+    np.testing.assert_allclose(dashed[1].get_ydata(), [6.0, 4.0, 3.5])
+    assert solid[0].get_color() == dashed[0].get_color()
+    assert solid[1].get_color() != solid[0].get_color()
+    legend = axis.get_legend()
+    assert len(legend.get_texts()) == 2
+    assert "dashed: validation loss" in legend.get_title().get_text()
+    assert "MSE(F, f)" in legend.get_title().get_text()
+    assert ("without the L1/L2 penalty" in axis.get_ylabel()) == bool(penalty)
+
+
+def test_loss_plot_mixes_penalized_and_plain_runs(tmp_path, monkeypatch):
+    from keraslab_cli.core import sweep_plots
+
+    plan = plan_sweep("noisy", {"l2": "0,0.01"}, tmp_path)
+    outcomes = [curve_outcome(0, [4.0, 2.0], [5.0, 3.0]), curve_outcome(1, [3.0, 1.5], [6.0, 4.0], penalty=0.5)]
+    drawn = []
+    monkeypatch.setattr(sweep_plots, "save_figure", lambda figure, path: drawn.append(figure) or path)
+    sweep_plots.plot_loss_curves(tmp_path / "losses.png", plan, summarize(plan, outcomes))
+    solid = [line.get_ydata().tolist() for line in drawn[0].axes[0].lines if line.get_linestyle() == "-"]
+    assert solid == [[4.0, 2.0], [3.0, 1.5]]

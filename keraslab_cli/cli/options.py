@@ -117,10 +117,14 @@ def typer_parameter(option: TrainingOption, as_text: bool = False) -> inspect.Pa
         annotation = Optional[str]
         default = None
     flags = option.flags
+    metavar = option.metavar if not as_text else None
     if as_text and "/" in flags[0]:
-        # In a sweep a boolean takes values: --normalize true,false or both.
+        # In a sweep a boolean takes values: --normalize true,false or both, and
+        # alone means true (cli/sweep.py supplies the value).
         flags = (flags[0].split("/")[0],)
-    info = typer.Option(*flags, help=option.help, rich_help_panel=option.panel, metavar=option.metavar if not as_text else None, show_default=not as_text)
+    if as_text and option.type is bool:
+        metavar = "[true|false|both]"
+    info = typer.Option(*flags, help=option.help, rich_help_panel=option.panel, metavar=metavar, show_default=not as_text)
     return inspect.Parameter(option.field, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, info])
 
 

@@ -38,6 +38,8 @@ MaxUnitsOption = Annotated[int, typer.Option("--max-units", min=1, help=N_("Most
 EpochsOption = Annotated[int, typer.Option("--epochs", min=1, help=N_("Most epochs each network is trained for."), rich_help_panel=SEARCH)]
 JobsOption = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help=N_("Worker processes training candidates in parallel (the result does not depend on it). Default: the number of cores."), rich_help_panel=SEARCH)]
 SEARCHED_FIELDS = ("layers", "units", "epochs")
+# Help of the flags whose default differs from approx's, where approx's help states its own default.
+FIXED_HELP = {"learning_rate": N_("Learning rate of the optimizer. Default here: 0.01 with Adam, the best training of exercise 2.")}
 
 
 def fixed_options() -> list[TrainingOption]:
@@ -47,7 +49,7 @@ def fixed_options() -> list[TrainingOption]:
         if option.field in SEARCHED_FIELDS:
             continue
         if option.field in FIXED_DEFAULTS:
-            option = TrainingOption(**{**option.__dict__, "default": FIXED_DEFAULTS[option.field]})
+            option = TrainingOption(**{**option.__dict__, "default": FIXED_DEFAULTS[option.field], "help": FIXED_HELP.get(option.field, option.help)})
         selected.append(option)
     return selected
 
@@ -98,7 +100,7 @@ def probe_line(found, target_mse: float) -> str:
     """Return the line printed after each training of the search."""
     network = _("{layers} × {units} ({params} parameters)").format(layers=found.layers, units=found.units, params=found.trainable_params)
     if found.phase == "epochs":
-        network += " · " + _("{epochs} epochs").format(epochs=found.epochs)
+        network += " · " + epochs_text(found.epochs)
     best = _("lowest MSE {value}").format(value=format_number(found.best_mse, 3))
     verdict = _("below the target at epoch {epoch}").format(epoch=found.first_epoch_below) if found.first_epoch_below else _("not below the target")
     return f"{escape(network)}: {best} · {verdict}"
@@ -115,7 +117,10 @@ def probes_table(result) -> Table:
         table.add_row(str(step), str(found.layers), str(found.units), format_number(found.trainable_params), format_number(found.epochs),
                       format_number(found.best_mse, 3), str(found.first_epoch_below or "—"), format_number(found.seconds, 3), style=style)
     if result.skipped:
-        table.caption = _("{count} larger architectures were not trained.").format(count=result.skipped)
+        from keraslab_cli.core.sweep import plural
+
+        caption = plural(result.skipped, N_("{count} larger architecture was not trained."), N_("{count} larger architectures were not trained."))
+        table.caption = caption.format(count=result.skipped)
     return table
 
 
@@ -125,10 +130,21 @@ def winner_text(result, folder: Path) -> str:
     The MSE gets 6 significant digits because it is often just below the
     target, which 3 digits would round to the target itself.
     """
+    from keraslab_cli.core.sweep import plural
+
     winner = result.winner
-    return _("Smallest network: {layers} hidden layer(s) × {units} neurons, {params} trainable parameters, {epochs} epochs: MSE(F, f) = {mse} < {target}. Fit plot: {fit}").format(
-        layers=winner.spec.layers, units=winner.spec.units, params=winner.metrics["trainable_params"], epochs=winner.spec.epochs,
+    layers = plural(winner.spec.layers, N_("{count} hidden layer"), N_("{count} hidden layers")).format(count=winner.spec.layers)
+    units = plural(winner.spec.units, N_("{count} neuron"), N_("{count} neurons")).format(count=winner.spec.units)
+    return _("Smallest network: {layers} × {units}, {params} trainable parameters, {epochs}: MSE(F, f) = {mse} < {target}. Fit plot: {fit}").format(
+        layers=layers, units=units, params=winner.metrics["trainable_params"], epochs=epochs_text(winner.spec.epochs),
         mse=format_number(winner.metrics.get("dense_mse"), 6), target=format_number(result.target_mse), fit=escape(str(folder / "fit.png")))
+
+
+def epochs_text(epochs: int) -> str:
+    """Return ``1 epoch`` or ``4000 epochs`` in the selected language."""
+    from keraslab_cli.core.sweep import plural
+
+    return plural(epochs, N_("{count} epoch"), N_("{count} epochs")).format(count=epochs)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand
 from rich.table import Table
 
 from keraslab_cli.cli.console import make_console, print_error
@@ -21,7 +22,8 @@ from keraslab_cli.core.i18n import N_, _, format_number
 HELP = N_(
     "Run a parameter study: every combination of the values given to the flags of approx or noisy. "
     "Each flag takes a list (--p 2,5,10), an inclusive range (--p 2:10:2) or, for on/off flags, "
-    "true,false or both (--normalize both). Prints a table ranked by final loss and saves sweep.csv, "
+    "true,false or both (--normalize both; --normalize alone means true). Prints a table ranked by "
+    "final loss (sweep noisy: by MSE of F against f) and saves sweep.csv, "
     "losses.png (every loss curve) and fits.png (one small fit plot per configuration) in outputs/sweep/NAME. "
     "Intervals are written \"0 5,-1 1\". Runs already made with identical parameters are reused, so an interrupted sweep resumes."
 )
@@ -38,6 +40,40 @@ RepeatOption = Annotated[int, typer.Option("--repeat", min=1, help=N_("Runs per 
 JobsOption = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help=N_("Worker processes training in parallel, each with one torch thread. Default: the number of cores."), rich_help_panel=SWEEP)]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help=N_("List the runs (and which are reused) without training."), rich_help_panel=SWEEP)]
 ForceOption = Annotated[bool, typer.Option("--force", help=N_("Train again even the runs whose identical configuration already exists."), rich_help_panel=SWEEP)]
+
+
+class SweepCommand(TyperCommand):
+    """A sweep command where an on/off flag given alone means ``true``.
+
+    Every sweep flag takes a value, so ``--normalize --p 2`` would read
+    ``--p`` as the value of ``--normalize``. The vendored Click has no
+    option with an optional value, so ``true`` is inserted after a bare
+    on/off flag: one that is last or followed by another option.
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, supply_flag_values(args, on_off_flags(self.params)))
+
+
+def on_off_flags(params) -> set[str]:
+    """Return the flags of the on/off training options (``--normalize``, ``--nesterov``)."""
+    from keraslab_cli.cli.options import TRAINING_OPTIONS
+
+    fields = {option.field for option in TRAINING_OPTIONS if option.type is bool}
+    return {flag for param in params if param.name in fields for flag in param.opts}
+
+
+def supply_flag_values(args: list[str], flags: set[str]) -> list[str]:
+    """Insert ``true`` after each flag of ``flags`` that has no value, before ``--`` ends the options."""
+    supplied: list[str] = []
+    for position, argument in enumerate(args):
+        if argument == "--":
+            return supplied + args[position:]
+        supplied.append(argument)
+        following = args[position + 1] if position + 1 < len(args) else None
+        if argument in flags and (following is None or following.startswith("-")):
+            supplied.append("true")
+    return supplied
 
 
 def sweep_parameters(command: str) -> list[inspect.Parameter]:
@@ -88,19 +124,28 @@ def run_sweep_command(command: str, values: dict) -> None:
 
 @contextmanager
 def stop_on_signals(plan, reporter: "RunReporter"):
-    """Stop the sweep on SIGINT or SIGTERM, say how far it got, and exit 130 or 143."""
-    def terminate(_number, _frame):
-        reporter.terminated = True
+    """Stop the sweep on SIGINT or SIGTERM, say how far it got, and exit 130 or 143.
+
+    The SIGINT handler of ``keraslab_cli.entry`` exits at once without a
+    message, so the sweep installs its own for the time it runs.
+    """
+    def interrupt(number, _frame):
+        reporter.terminated = number == signal.SIGTERM
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     except KeyboardInterrupt:
-        print_error(_("Sweep interrupted after {done} of {total} runs. Finished runs are saved: run the same command again to resume.").format(done=reporter.done, total=len(plan.runs)))
+        from keraslab_cli.core.sweep import plural
+
+        total = len(plan.runs)
+        done = plural(total, N_("Sweep interrupted: {done} of {total} run finished."), N_("Sweep interrupted: {done} of {total} runs finished."))
+        print_error(done.format(done=reporter.done, total=total) + " " + _("Run the same command again to resume: it reuses the finished runs and trains the others."))
         raise typer.Exit(EXIT_SIGTERM if reporter.terminated else EXIT_SIGINT) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class RunReporter:
@@ -119,11 +164,14 @@ class RunReporter:
     def __enter__(self) -> "RunReporter":
         self.progress.start()
         self.task = self.progress.add_task("", total=len(self.plan.runs))
-        counts = {"runs": len(self.plan.runs), "configurations": len(self.plan.configurations), "repeat": self.plan.repeat}
+        from keraslab_cli.core.sweep import plural
+
+        runs = plural(len(self.plan.runs), N_("{count} run"), N_("{count} runs")).format(count=len(self.plan.runs))
         if self.plan.repeat > 1:
-            self.console.print(_("{runs} runs: {configurations} configurations × {repeat} seeds").format(**counts))
+            configurations = plural(len(self.plan.configurations), N_("{count} configuration"), N_("{count} configurations")).format(count=len(self.plan.configurations))
+            self.console.print(_("{runs}: {configurations} × {repeat} seeds").format(runs=runs, configurations=configurations, repeat=self.plan.repeat))
         else:
-            self.console.print(_("{runs} runs, one per configuration").format(**counts))
+            self.console.print(_("{runs}, one per configuration").format(runs=runs))
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -149,13 +197,14 @@ class RunReporter:
 
 def plan_table(plan) -> Table:
     """Build the table of a dry run: every run, its seed and whether it is reused."""
-    from keraslab_cli.core.sweep import format_value, short_label, varying_fields
+    from keraslab_cli.core.sweep import display_label, format_value, plural, varying_fields
 
     varying = varying_fields(plan)
-    table = Table(title=_("Sweep {command}: {runs} runs planned, none trained (--dry-run)").format(command=plan.command, runs=len(plan.runs)), title_justify="left")
+    title = plural(len(plan.runs), N_("Sweep {command}: {runs} run planned, none trained (--dry-run)"), N_("Sweep {command}: {runs} runs planned, none trained (--dry-run)"))
+    table = Table(title=title.format(command=plan.command, runs=len(plan.runs)), title_justify="left")
     table.add_column("#", justify="right")
     for name in varying:
-        table.add_column(short_label(name))
+        table.add_column(display_label(name))
     table.add_column(_("seed"), justify="right")
     table.add_column(_("action"))
     table.add_column(_("run folder in {folder}").format(folder=escape(str(plan.outputs / plan.command))), overflow="fold")
@@ -175,21 +224,27 @@ def plan_document(plan) -> dict:
 
 
 def ranked_table(plan, summaries) -> Table:
-    """Build the table of configurations ranked by final loss, failures last."""
+    """Build the table of configurations ranked by final loss (noisy: by MSE(F, f)), failures last."""
     from keraslab_cli.cli.render import status_label
-    from keraslab_cli.core.sweep import format_value, short_label, varying_fields
+    from keraslab_cli.core.sweep import display_label, format_value, plural, varying_fields
 
     varying = varying_fields(plan)
-    title = _("Sweep {command}: {count} configurations ranked by final loss").format(command=plan.command, count=len(summaries))
+    from keraslab_cli.core.sweep import ranking_metric
+
+    if ranking_metric(plan) == "dense_mse":
+        title = plural(len(summaries), N_("Sweep {command}: {count} configuration ranked by MSE(F, f) on the interval"), N_("Sweep {command}: {count} configurations ranked by MSE(F, f) on the interval"))
+    else:
+        title = plural(len(summaries), N_("Sweep {command}: {count} configuration ranked by final loss"), N_("Sweep {command}: {count} configurations ranked by final loss"))
+    title = title.format(command=plan.command, count=len(summaries))
     if plan.repeat > 1:
         title += " " + _("(mean ± standard deviation over {count} seeds)").format(count=plan.repeat)
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     for name in varying:
-        table.add_column(short_label(name))
+        table.add_column(display_label(name))
     with_validation = any(summary.val_loss is not None for summary in summaries)
     with_epochs = "epochs" not in varying
-    headers = [_("final loss")] + ([_("validation loss")] if with_validation else []) + [_("MSE(F, f)"), _("parameters")] + ([_("epochs")] if with_epochs else []) + [_("time (s)")]
+    headers = [_("final loss")] + ([_("validation loss")] if with_validation else []) + [_("MSE(F, f)"), _("parameters")] + ([_("epochs")] if with_epochs else []) + [_("ms per epoch"), _("time (s)")]
     for header in headers:
         table.add_column(header, justify="right")
     table.add_column(_("status"), no_wrap=True)
@@ -203,6 +258,7 @@ def ranked_table(plan, summaries) -> Table:
             _with_std(summary.dense_mse, summary.dense_mse_std),
             format_number(summary.trainable_params),
             *([format_number(summary.spec.epochs)] if with_epochs else []),
+            format_number(summary.ms_per_epoch, 3),
             format_number(summary.seconds, 3),
             status_label(summary.status),
             style=style,
@@ -222,7 +278,7 @@ def register(app: typer.Typer) -> None:
     # language itself is chosen before parsing, in KeraslabGroup.main.
     sweep_app.callback()(_sweep_group)
     for command in ("approx", "noisy"):
-        sweep_app.command(command, help=COMMAND_HELP[command])(with_signature(_command_for(command), sweep_parameters(command)))
+        sweep_app.command(command, help=COMMAND_HELP[command], cls=SweepCommand)(with_signature(_command_for(command), sweep_parameters(command)))
     app.add_typer(sweep_app, name="sweep", help=HELP)
 
 

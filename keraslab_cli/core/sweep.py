@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import re
 import resource
 import signal
 import typing
@@ -31,18 +32,28 @@ import numpy as np
 from keraslab_cli.core import defaults
 from keraslab_cli.core.commands import COMMAND_DEFAULTS
 from keraslab_cli.core.errors import InvalidValue, KeraslabError
-from keraslab_cli.core.i18n import _, get_language, set_language
+from keraslab_cli.core.i18n import N_, _, get_language, set_language
 from keraslab_cli.core.naming import run_name
 from keraslab_cli.core.outputs import prepare_folder, write_csv, write_json
 from keraslab_cli.core.spec import ExperimentSpec, validate
 
 REUSABLE_STATUSES = ("completed", "early_stopped", "diverged")
 FINISHED_STATUSES = ("completed", "early_stopped")
-TRUE_WORDS = ("true", "yes", "on", "1")
-FALSE_WORDS = ("false", "no", "off", "0")
+TRUE_WORDS = ("true", "yes", "on", "1", "oui", "vrai")
+FALSE_WORDS = ("false", "no", "off", "0", "non", "faux")
 DEFAULT_WORDS = ("default", "none")
 MAX_RANGE_VALUES = 1000  # a range longer than this is almost certainly a typo in the step
 MAX_NAME_LENGTH = 100  # sweep folder names stay readable; longer ones end with a hash
+
+
+def plural(count: int, singular: str, plural_form: str) -> str:
+    """Translate the singular or the plural message, whichever ``count`` takes.
+
+    French uses the singular for 0 and 1, English for 1 only. Mark both
+    messages with ``N_()`` so they are extracted.
+    """
+    one = count in (0, 1) if get_language() == "fr" else count == 1
+    return _(singular if one else plural_form)
 
 
 # Values ---------------------------------------------------------------------
@@ -91,14 +102,59 @@ def parse_values(field_name: str, text: str) -> list[Any]:
     kind = field_type(field_name)
     if kind is bool and text.strip().lower() == "both":
         return [False, True]
+    items = split_items(text)
+    if kind is float:
+        _reject_decimal_comma(field_name, text, items)
     values: list[Any] = []
-    for item in split_items(text):
+    for item in items:
         if not item:
             raise InvalidValue(field_name, text, _("a comma-separated list without empty items, for example 2,5,10"))
         for value in _parse_item(field_name, kind, item):
             if value not in values:
                 values.append(value)
     return values
+
+
+def _reject_decimal_comma(field_name: str, text: str, items: list[str]) -> None:
+    """Reject a French decimal comma, which would otherwise split one number into two values.
+
+    ``0,001`` has an item with a leading zero followed by digits, which no one
+    writes for an integer, and ``0,3`` is exactly two integers: it may mean
+    0.3 or the two values 0 and 3, so the user must write which.
+
+    Raises:
+        InvalidValue: with the list written with decimal points.
+    """
+    integer = re.compile(r"[+-]?\d+")
+    leading_zero = re.compile(r"[+-]?0\d+")
+    if any(leading_zero.fullmatch(item) for item in items):
+        corrected = _join_decimal_commas(items)
+        if corrected == text:
+            raise InvalidValue(field_name, text, _("decimals written with a point, with commas only between values, for example 0.01,0.001"))
+        raise InvalidValue(field_name, text, _("decimals written with a point, with commas only between values: write {corrected}").format(corrected=corrected))
+    if len(items) == 2 and all(integer.fullmatch(item) for item in items):
+        first, second = items
+        raise InvalidValue(field_name, text, _(
+            "decimals written with a point, with commas only between values: write {decimal}, or {pair} to sweep {first} and {second}"
+        ).format(decimal=f"{first}.{second}", pair=f"{first}.0,{second}.0", first=first, second=second))
+
+
+def _join_decimal_commas(items: list[str]) -> str:
+    """Guess the list meant with decimal commas: ``0,01,0,001`` is ``0.01,0.001``.
+
+    A list of integers only, of even length, is read as pairs; otherwise each
+    leading-zero item is joined to the integer before it.
+    """
+    integer = re.compile(r"[+-]?\d+")
+    if len(items) % 2 == 0 and all(integer.fullmatch(item) for item in items):
+        return ",".join(f"{items[index]}.{items[index + 1]}" for index in range(0, len(items), 2))
+    joined: list[str] = []
+    for item in items:
+        if joined and integer.fullmatch(joined[-1]) and re.fullmatch(r"0\d+", item):
+            joined[-1] = f"{joined[-1]}.{item}"
+        else:
+            joined.append(item)
+    return ",".join(joined)
 
 
 def _parse_item(field_name: str, kind: Any, item: str) -> list[Any]:
@@ -108,7 +164,7 @@ def _parse_item(field_name: str, kind: Any, item: str) -> list[Any]:
     if kind is bool:
         if lowered in TRUE_WORDS or lowered in FALSE_WORDS:
             return [lowered in TRUE_WORDS]
-        raise InvalidValue(field_name, item, _("true, false or both"))
+        raise InvalidValue(field_name, item, _("true, false or both (yes, no, oui, non, vrai and faux work too)"))
     if kind is tuple:
         return [_parse_interval(field_name, item)]
     if kind in (int, float) and ":" in item:
@@ -296,12 +352,23 @@ def sweep_name(command: str, texts: dict[str, str], repeat: int) -> str:
 
 def describe_values(spec: ExperimentSpec, field_names: Iterable[str]) -> str:
     """Return ``p=5 · epochs=1000 · optimizer=adam``: the values of the given fields."""
-    return " · ".join(f"{short_label(name)}={format_value(name, getattr(spec, name), spec)}" for name in field_names)
+    return " · ".join(f"{display_label(name)}={format_value(name, getattr(spec, name), spec)}" for name in field_names)
 
 
 def short_label(field_name: str) -> str:
-    """Return the short name of a field in tables and titles (``units`` is the lab's p)."""
+    """Return the short English name of a field in folder names (``units`` is the lab's p)."""
     return {"units": "p", "learning_rate": "lr", "normalize": "norm", "batch_size": "batch"}.get(field_name, field_name)
+
+
+# Fields whose short label is an everyday word, translated in tables and figures.
+TRANSLATED_LABELS = {"epochs": N_("epochs"), "seed": N_("seed"), "layers": N_("layers"), "optimizer": N_("optimizer")}
+
+
+def display_label(field_name: str) -> str:
+    """Return the label of a field in tables and figures, translated where it is a word (``époques``)."""
+    if field_name in TRANSLATED_LABELS:
+        return _(TRANSLATED_LABELS[field_name])
+    return short_label(field_name)
 
 
 def _decimal(text: str) -> str:
@@ -337,6 +404,8 @@ class RunOutcome:
         status: ``completed``, ``early_stopped``, ``diverged``, ``interrupted`` or ``failed``.
         reused: True when an identical earlier run was read instead of trained.
         loss: the training loss per epoch.
+        curves: every column of the run's history.csv (``val_loss``, and
+            ``data_loss`` and ``val_data_loss`` with an L1/L2 penalty).
         fit: F on ``plot_grid(spec)``, None when the run has no model.
         error: why a failed run failed.
         rss_mb: the worker's resident memory after the run, in MiB.
@@ -348,6 +417,7 @@ class RunOutcome:
     folder: str
     metrics: dict[str, Any] = field(default_factory=dict)
     loss: list[float] = field(default_factory=list)
+    curves: dict[str, list[float]] = field(default_factory=dict)
     fit: list[float] | None = None
     error: str | None = None
     rss_mb: float = 0.0
@@ -369,13 +439,15 @@ def execute_run(run: SweepRun, outputs: Path, engine: str = "auto", command_line
         document = reusable_run(run.spec, run.folder) if run.reusable else None
         if document is not None:
             outcome.status, outcome.reused, outcome.metrics = document["status"], True, document.get("metrics", {})
-            outcome.loss = _read_loss(run.folder / "history.csv")
         else:
             from keraslab_cli.core.experiment import run_experiment
 
             result = run_experiment(run.spec, outputs, engine=engine, command_line=command_line)
-            outcome.status, outcome.metrics, outcome.loss = result.status, result.metrics, list(result.history["loss"])
+            outcome.status, outcome.metrics = result.status, result.metrics
             outcome.folder = str(result.folder)
+        # Fresh and reused runs read the same file, so both are plotted alike.
+        outcome.curves = read_history(Path(outcome.folder) / "history.csv")
+        outcome.loss = outcome.curves.get("loss", [])
         if outcome.status != "diverged":
             outcome.fit = _fit_curve(run.spec, Path(outcome.folder))
     except KeraslabError as error:
@@ -388,9 +460,12 @@ def execute_run(run: SweepRun, outputs: Path, engine: str = "auto", command_line
     return outcome
 
 
-def _read_loss(path: Path) -> list[float]:
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Read every loss column of a history.csv (not ``epoch``), by column name."""
     with path.open(encoding="utf-8", newline="") as handle:
-        return [float(row["loss"]) for row in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    names = [name for name in (rows[0] if rows else {}) if name != "epoch" and "loss" in name]
+    return {name: [float(row[name]) if row[name] not in ("", None) else math.nan for row in rows] for name in names}
 
 
 def _fit_curve(spec: ExperimentSpec, folder: Path) -> list[float]:
@@ -531,8 +606,26 @@ def run_sweep(
         return RunOutcome(run.index, "failed", False, str(run.folder), error=_("a worker process stopped abruptly (killed, or out of memory); run the sweep again to resume"))
 
     tasks = [(run, plan.outputs, engine, command_line) for run in plan.runs]
-    run_tasks(execute_run, tasks, jobs or default_jobs(), collect, broken)
+    try:
+        run_tasks(execute_run, tasks, jobs or default_jobs(), collect, broken)
+    except BaseException:
+        # Ctrl-C or SIGTERM: run_tasks has stopped every worker when it re-raises.
+        remove_empty_folders([run.folder for run in plan.runs if run.index not in outcomes] + [plan.folder])
+        raise
     return [outcomes[run.index] for run in plan.runs]
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove the folders that are empty, such as those of runs stopped before writing anything.
+
+    A folder with files but without run.json stays: it is an unfinished run,
+    which the next sweep trains again.
+    """
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty, or already gone
 
 
 def run_specs_in_one_worker(specs: list[ExperimentSpec], outputs: Path, force: bool = True) -> list[RunOutcome]:
@@ -566,7 +659,8 @@ class ConfigurationSummary:
             (``failed`` before ``diverged`` before ``interrupted``).
         final_loss, dense_mse, val_loss: means over the finished (not diverged)
             runs; val_loss is the final validation loss, None without a validation set.
-        seconds: mean duration of every run that reported one.
+        seconds: mean duration of every run that reported one, plots and files included.
+        ms_per_epoch: mean training time per epoch, in milliseconds.
         final_loss_std, dense_mse_std: sample standard deviations (ddof=1),
             None with fewer than two finite values.
     """
@@ -582,6 +676,7 @@ class ConfigurationSummary:
     val_loss: float | None
     val_loss_std: float | None
     seconds: float | None
+    ms_per_epoch: float | None
     trainable_params: int
     rank: int = 0
 
@@ -589,8 +684,18 @@ class ConfigurationSummary:
 STATUS_ORDER = {"completed": 0, "early_stopped": 0, "interrupted": 1, "diverged": 2, "failed": 3}
 
 
+def ranking_metric(plan: SweepPlan) -> str:
+    """Return the summary field that ranks a sweep: the final loss for approx, MSE(F, f) for noisy.
+
+    A noisy run's training loss measures the fit to the noise, and includes
+    the L2 penalty, which favours l2 = 0. What the noisy study asks is how
+    close F stays to f, so noisy sweeps are ranked by MSE(F, f) on the dense grid.
+    """
+    return "dense_mse" if plan.command == "noisy" else "final_loss"
+
+
 def summarize(plan: SweepPlan, outcomes: list[RunOutcome]) -> list[ConfigurationSummary]:
-    """Group outcomes by configuration, ranked by status then mean final loss."""
+    """Group outcomes by configuration, ranked by status then by ``ranking_metric``."""
     summaries = []
     for number, spec in enumerate(plan.configurations):
         runs = [outcome for outcome, run in zip(outcomes, plan.runs) if run.configuration == number]
@@ -601,11 +706,18 @@ def summarize(plan: SweepPlan, outcomes: list[RunOutcome]) -> list[Configuration
         dense_mse, dense_mse_std = _mean_and_std([metrics.get("dense_mse") for metrics in finished])
         val_loss, val_loss_std = _mean_and_std([metrics.get("final_val_loss") for metrics in finished])
         seconds, _std = _mean_and_std([outcome.metrics.get("total_seconds") for outcome in runs])
+        ms_per_epoch, _std = _mean_and_std([outcome.metrics.get("ms_per_epoch") for outcome in runs])
         status = "completed" if STATUS_ORDER.get(worst, 3) == 0 else worst
         summaries.append(ConfigurationSummary(
-            number, spec, runs, status, final_loss, final_loss_std, dense_mse, dense_mse_std, val_loss, val_loss_std, seconds, trainable_parameters(spec)
+            number, spec, runs, status, final_loss, final_loss_std, dense_mse, dense_mse_std, val_loss, val_loss_std, seconds, ms_per_epoch, trainable_parameters(spec)
         ))
-    summaries.sort(key=lambda summary: (STATUS_ORDER.get(summary.status, 3), math.inf if summary.final_loss is None else summary.final_loss, summary.number))
+    metric = ranking_metric(plan)
+
+    def rank_key(summary: ConfigurationSummary) -> tuple:
+        value = getattr(summary, metric)
+        return STATUS_ORDER.get(summary.status, 3), math.inf if value is None else value, summary.number
+
+    summaries.sort(key=rank_key)
     for rank, summary in enumerate(summaries, start=1):
         summary.rank = rank
     return summaries
@@ -626,9 +738,9 @@ def trainable_parameters(spec: ExperimentSpec) -> int:
 
 SUMMARY_COLUMNS = (
     "rank", "status", "runs", "final_loss", "final_loss_std", "dense_mse", "dense_mse_std",
-    "val_loss", "val_loss_std", "trainable_params", "epochs", "seconds_per_run",
+    "val_loss", "val_loss_std", "trainable_params", "epochs", "ms_per_epoch", "seconds_per_run",
 )
-RUN_COLUMNS = ("run", "configuration", "seed", "status", "reused", "final_loss", "best_loss", "dense_mse", "max_abs_error", "trainable_params", "epochs_run", "seconds", "folder", "error")
+RUN_COLUMNS = ("run", "configuration", "seed", "status", "reused", "final_loss", "best_loss", "dense_mse", "max_abs_error", "trainable_params", "epochs_run", "ms_per_epoch", "seconds", "folder", "error")
 
 
 def varying_fields(plan: SweepPlan) -> list[str]:
@@ -651,7 +763,7 @@ def write_sweep_outputs(plan: SweepPlan, summaries: list[ConfigurationSummary], 
     for summary in summaries:
         row = {"rank": summary.rank, "status": summary.status, "runs": len(summary.runs)}
         row.update({name: _csv_number(getattr(summary, name)) for name in ("final_loss", "final_loss_std", "dense_mse", "dense_mse_std", "val_loss", "val_loss_std")})
-        row.update(trainable_params=summary.trainable_params, epochs=summary.spec.epochs, seconds_per_run=_csv_number(summary.seconds))
+        row.update(trainable_params=summary.trainable_params, epochs=summary.spec.epochs, ms_per_epoch=_csv_number(summary.ms_per_epoch), seconds_per_run=_csv_number(summary.seconds))
         row.update({name: _field_value(summary.spec, name) for name in varying})
         summary_rows.append(row)
     files["sweep.csv"] = str(_write_rows(plan.folder / "sweep.csv", SUMMARY_COLUMNS, varying, summary_rows))
@@ -661,7 +773,7 @@ def write_sweep_outputs(plan: SweepPlan, summaries: list[ConfigurationSummary], 
         metrics = outcome.metrics
         row = {"run": run.index + 1, "configuration": run.configuration + 1, "seed": run.spec.seed, "status": outcome.status, "reused": outcome.reused}
         row.update({name: _csv_number(metrics.get(name)) for name in ("final_loss", "best_loss", "dense_mse", "max_abs_error")})
-        row.update(trainable_params=metrics.get("trainable_params", ""), epochs_run=metrics.get("epochs_run", ""), seconds=_csv_number(metrics.get("total_seconds")), folder=outcome.folder, error=outcome.error or "")
+        row.update(trainable_params=metrics.get("trainable_params", ""), epochs_run=metrics.get("epochs_run", ""), ms_per_epoch=_csv_number(metrics.get("ms_per_epoch")), seconds=_csv_number(metrics.get("total_seconds")), folder=outcome.folder, error=outcome.error or "")
         row.update({name: _field_value(run.spec, name) for name in varying})
         run_rows.append(row)
     files["sweep-runs.csv"] = str(_write_rows(plan.folder / "sweep-runs.csv", RUN_COLUMNS, varying, run_rows))
@@ -689,6 +801,7 @@ def sweep_document(plan: SweepPlan, summaries: list[ConfigurationSummary], outco
         "varying": varying_fields(plan),
         "fixed": {key: _csv_value(value) for key, value in plan.fixed.items()},
         "repeat": plan.repeat,
+        "ranked_by": ranking_metric(plan),
         "configurations": [
             {
                 "rank": summary.rank,
@@ -703,6 +816,7 @@ def sweep_document(plan: SweepPlan, summaries: list[ConfigurationSummary], outco
                 "val_loss_std": summary.val_loss_std,
                 "trainable_params": summary.trainable_params,
                 "epochs": summary.spec.epochs,
+                "ms_per_epoch": summary.ms_per_epoch,
                 "seconds_per_run": summary.seconds,
                 "runs": [outcome.index + 1 for outcome in summary.runs],
             }

@@ -51,43 +51,75 @@ def mean_curve(losses: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
         return np.nanmean(table, axis=0), np.nanmin(table, axis=0), np.nanmax(table, axis=0)
 
 
+def loss_columns(plan: SweepPlan) -> tuple[str, str]:
+    """Return the history columns drawn: the data loss when a run has an L1/L2 penalty, else the loss.
+
+    Keras adds the penalty to ``loss`` and ``val_loss``; history.csv then also
+    has ``data_loss`` and ``val_data_loss``, the losses without it.
+    """
+    penalized = any(spec.l1 > 0 or spec.l2 > 0 for spec in plan.configurations)
+    return ("data_loss", "val_data_loss") if penalized else ("loss", "val_loss")
+
+
+def ranking_description(plan: SweepPlan) -> str:
+    """Return the name of what ranks the sweep, as shown in the legend and table titles."""
+    from keraslab_cli.core.sweep import ranking_metric
+
+    return _("MSE(F, f)") if ranking_metric(plan) == "dense_mse" else _("final loss")
+
+
 def plot_loss_curves(path: Path, plan: SweepPlan, summaries: list[ConfigurationSummary]) -> Path:
     """Draw the loss per epoch of every configuration on one log-scale axis.
 
-    With ``--repeat`` each curve is the mean over seeds, with the range
-    between the lowest and highest seed shaded. Diverged configurations are
-    dashed. The legend follows the ranking, best final loss first.
+    Training losses are solid lines and validation losses, where a run has a
+    validation set, dashed lines of the same colour. With ``--repeat`` each
+    curve is the mean over seeds, with the range between the lowest and
+    highest seed shaded. The legend follows the ranking, best first.
     """
+    from keraslab_cli.core.sweep import ranking_metric
+
     figure, axis = plt.subplots(figsize=(12, 6.5), constrained_layout=True)
     colors = plt.get_cmap("tab20" if len(summaries) > 10 else "tab10")
+    train_column, validation_column = loss_columns(plan)
+    metric = ranking_metric(plan)
+    labeled = 0
+    with_validation = False
     for position, summary in enumerate(sorted(summaries, key=lambda item: item.rank)):
-        losses = [outcome.loss for outcome in summary.runs if outcome.loss]
-        if not losses:
-            continue
-        mean, low, high = mean_curve(losses)
-        epochs = np.arange(1, len(mean) + 1)
         color = colors(position % colors.N)
-        style = "-"
-        if summary.status == "diverged":
-            style = "--"
-        elif position >= colors.N:
-            style = ":"  # past the palette's colors, a dotted line distinguishes the curves
-        label = f"#{summary.rank} {run_label(plan, summary)} · {format_plot_number(summary.final_loss, 3)}"
-        axis.plot(epochs, mean, style, color=color, linewidth=1.4, label=label)
-        if len(losses) > 1:
-            axis.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
+        # Past the palette's colours, thinner lines tell the curves apart.
+        width = 1.4 if position < colors.N else 0.8
+        label = f"{_('#{rank}').format(rank=summary.rank)} {run_label(plan, summary)} · {format_plot_number(getattr(summary, metric), 3)}"
+        for column, style in ((train_column, "-"), (validation_column, "--")):
+            # A run without a penalty has no data_loss column: its loss is its data loss.
+            curves = [outcome.curves.get(column) or outcome.curves.get(column.replace("data_", ""), []) for outcome in summary.runs]
+            curves = [curve for curve in curves if curve]
+            if not curves:
+                continue
+            mean, low, high = mean_curve(curves)
+            epochs = np.arange(1, len(mean) + 1)
+            axis.plot(epochs, mean, style, color=color, linewidth=width, label=label if style == "-" else "_nolegend_")
+            if len(curves) > 1:
+                axis.fill_between(epochs, low, high, color=color, alpha=0.12, linewidth=0)
+            labeled += style == "-"
+            with_validation = with_validation or style == "--"
     if axis.lines:
         axis.set_yscale("log")
     axis.set_xlabel(_("epoch"))
-    axis.set_ylabel(_("training loss ({name}, log scale)").format(name=plan.configurations[0].loss.upper()))
+    name = plan.configurations[0].loss.upper()
+    if train_column == "data_loss":
+        axis.set_ylabel(_("loss without the L1/L2 penalty ({name}, log scale)").format(name=name))
+    else:
+        axis.set_ylabel(_("loss ({name}, log scale)").format(name=name))
     title = _("Loss of every configuration · {command}").format(command=plan.command)
     if plan.repeat > 1:
         title += " · " + _("mean over {count} seeds, min–max range shaded").format(count=plan.repeat)
     axis.set_title(title + "\n" + fixed_description(plan), fontsize=11)
     axis.grid(alpha=0.3, which="both")
-    if axis.lines:
-        columns = max(1, math.ceil(len(axis.lines) / MAX_LEGEND_ROWS))
-        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, ncols=columns, title=_("rank, configuration, final loss"), title_fontsize=8)
+    if labeled:
+        legend_title = _("rank, configuration, {metric}").format(metric=ranking_description(plan))
+        legend_title += "\n" + (_("solid: training loss · dashed: validation loss") if with_validation else _("solid: training loss"))
+        columns = max(1, math.ceil(labeled / MAX_LEGEND_ROWS))
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, ncols=columns, title=legend_title, title_fontsize=8)
     return save_figure(figure, path)
 
 

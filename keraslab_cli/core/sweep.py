@@ -350,9 +350,13 @@ def sweep_name(command: str, texts: dict[str, str], repeat: int) -> str:
     return name
 
 
-def describe_values(spec: ExperimentSpec, field_names: Iterable[str]) -> str:
-    """Return ``p=5 · epochs=1000 · optimizer=adam``: the values of the given fields."""
-    return " · ".join(f"{display_label(name)}={format_value(name, getattr(spec, name), spec)}" for name in field_names)
+def describe_values(spec: ExperimentSpec, field_names: Iterable[str], figure: bool = False) -> str:
+    """Return ``p=5 · epochs=1000 · optimizer=adam``: the values of the given fields.
+
+    Args:
+        figure: format for a figure, whose numbers keep a decimal point in French too.
+    """
+    return " · ".join(f"{display_label(name)}={format_value(name, getattr(spec, name), spec, figure)}" for name in field_names)
 
 
 def short_label(field_name: str) -> str:
@@ -371,23 +375,23 @@ def display_label(field_name: str) -> str:
     return short_label(field_name)
 
 
-def _decimal(text: str) -> str:
-    """Use the decimal comma of French tables and figures."""
-    return text.replace(".", ",") if get_language() == "fr" else text
+def _decimal(text: str, figure: bool) -> str:
+    """Use the decimal comma in French tables; figures keep Matplotlib's point."""
+    return text.replace(".", ",") if get_language() == "fr" and not figure else text
 
 
-def format_value(field_name: str, value: Any, spec: ExperimentSpec | None = None) -> str:
-    """Format one parameter value for tables and plot titles."""
+def format_value(field_name: str, value: Any, spec: ExperimentSpec | None = None, figure: bool = False) -> str:
+    """Format one parameter value for tables, or for figure titles with ``figure``."""
     if field_name == "learning_rate" and value is None and spec is not None:
-        return _decimal(f"{spec.resolved_learning_rate:g}")
+        return _decimal(f"{spec.resolved_learning_rate:g}", figure)
     if field_name == "batch_size" and value is None:
         return _("all")
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, float):
-        return _decimal(f"{value:g}")
+        return _decimal(f"{value:g}", figure)
     if isinstance(value, tuple):
-        return "[" + "; ".join(_decimal(f"{bound:g}") for bound in value) + "]"
+        return "[" + "; ".join(_decimal(f"{bound:g}", figure) for bound in value) + "]"
     if value is None:
         return _("default")
     return str(value)

@@ -23,12 +23,12 @@ def fixed_description(plan: SweepPlan) -> str:
     """Return the values every configuration shares, for example ``layers=4 · activation=tanh``."""
     varying = varying_fields(plan)
     shared = [name for name in KEY_FIELDS if name not in varying and not (name == "seed" and plan.repeat > 1)]
-    return describe_values(plan.configurations[0], shared) if plan.configurations else ""
+    return describe_values(plan.configurations[0], shared, figure=True) if plan.configurations else ""
 
 
 def run_label(plan: SweepPlan, summary: ConfigurationSummary) -> str:
     """Return a configuration's label: its swept values, or the rank alone when nothing varies."""
-    label = describe_values(summary.spec, varying_fields(plan)) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
+    label = describe_values(summary.spec, varying_fields(plan), figure=True) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
     if summary.status != "completed":
         label += f" ({status_word(summary.status)})"
     return label
@@ -165,7 +165,7 @@ def _draw_fit(axis, plan: SweepPlan, summary: ConfigurationSummary) -> None:
     axis.set_ylim(float(np.min(f_values)) - 0.3 * span, float(np.max(f_values)) + 0.3 * span)
     if not fits:
         axis.text(0.5, 0.5, status_word(summary.status), transform=axis.transAxes, ha="center", va="center", color=RED, fontsize=14, fontweight="bold")
-    heading = describe_values(spec, varying_fields(plan)) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
+    heading = describe_values(spec, varying_fields(plan), figure=True) if plan.swept else _("configuration {number}").format(number=summary.number + 1)
     result = _("#{rank} · MSE(F, f) = {mse}").format(rank=summary.rank, mse=format_plot_number(summary.dense_mse, 3))
     if summary.status != "completed":
         result += f" · {status_word(summary.status)}"

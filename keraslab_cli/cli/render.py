@@ -113,7 +113,12 @@ def summary_table(result) -> Table:
     add(_("Trainable parameters"), parameter_formula(spec))
     rate = format_number(spec.resolved_learning_rate, 4)
     note = _("(Keras default for {optimizer})").format(optimizer=spec.optimizer) if spec.learning_rate is None else ""
-    add(_("Optimizer"), f"{spec.optimizer}, {_('learning rate')} {rate} {note}".strip() + (f", momentum {format_number(spec.momentum)}" if spec.momentum else "") + (", Nesterov" if spec.nesterov else ""))
+    optimizer = f"{spec.optimizer}, {_('learning rate')} {rate} {note}".strip()
+    if spec.momentum:
+        optimizer += f", momentum {format_number(spec.momentum)}"
+    if spec.nesterov:
+        optimizer += ", Nesterov"
+    add(_("Optimizer"), optimizer)
     if spec.lr_schedule != "constant":
         add(_("Learning-rate schedule"), _("{name}, decay {decay}, minimum {minimum}, final rate {final}").format(
             name=spec.lr_schedule, decay=format_number(spec.lr_decay), minimum=format_number(spec.lr_min), final=format_number(result.history.get("learning_rate", [None])[-1])))

@@ -113,7 +113,7 @@ def run_experiment(
     )
 
     with folder_lock(folder):
-        # run.json is written last, so a folder without it holds an unfinished run.
+        # run.json is written last, so a folder without it contains an unfinished run.
         remove_temporaries(folder)
         (folder / "run.json").unlink(missing_ok=True)
         files = _write_outputs(folder, spec, data, model, result, metrics)

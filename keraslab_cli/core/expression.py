@@ -1,9 +1,9 @@
 """Safe parsing of the target function f(x) typed by the user.
 
-The text is parsed with :mod:`ast` and only a whitelist of nodes is accepted:
-numbers, the variable ``x``, the constants ``pi`` and ``e``, the operators
-``+ - * / ** %`` and calls to a fixed set of NumPy functions (optionally written
-``np.cos`` as in the handout). The accepted tree is turned into nested Python
+The text is parsed with :mod:`ast`, and only a whitelist of nodes is accepted.
+These are numbers, the variable ``x``, the constants ``pi`` and ``e``, the
+operators ``+ - * / ** %`` and calls to a fixed set of NumPy functions, also
+written ``np.cos`` as in the handout. The accepted tree is turned into nested Python
 closures over NumPy functions, so no user text is ever passed to ``eval``.
 """
 
@@ -90,7 +90,7 @@ def parse_expression(source: str, field: str = "function") -> Expression:
 
 
 class _Compiler:
-    """Turns a whitelisted AST into closures, rejecting every other node."""
+    """Compiler of a whitelisted AST into closures; every other node is rejected."""
 
     def __init__(self, source: str, field: str) -> None:
         self.source = source

@@ -123,7 +123,7 @@ def prepare_folder(folder: Path) -> Path:
     """Create a run folder (and its parents) and check that it can be written.
 
     Raises:
-        OutputError: a file stands where a folder should be, or the folder is
+        OutputError: a file is where a folder should be, or the folder is
             not writable; raised before any training so no work is lost.
     """
     folder = Path(folder)

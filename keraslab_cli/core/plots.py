@@ -130,10 +130,10 @@ def plot_loss(
 
 
 def label_narrow_log_axis(axis, series: list) -> None:
-    """Give a log-scale y axis that spans less than a decade evenly spaced, labelled ticks.
+    """Put evenly spaced, labelled ticks on a log-scale y axis that spans less than a decade.
 
-    Matplotlib's log locator puts at most a few ticks in such a range (often
-    only 4×10⁰ and 5×10⁰), from which nobody can read the final loss.
+    In such a range Matplotlib's log locator labels only a few ticks (often just
+    4×10⁰ and 5×10⁰), which is too few to read the final loss from the axis.
     """
     from matplotlib import ticker
 

@@ -1,6 +1,6 @@
 """The experiment specification: one frozen dataclass built from the flags.
 
-``ExperimentSpec`` holds every parameter of an ``approx`` or ``noisy`` run,
+``ExperimentSpec`` contains every parameter of an ``approx`` or ``noisy`` run,
 already resolved (no None left where Keras needs a value). ``validate`` checks
 each value before any work starts and names the offending field.
 """

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
+
+# CI must give the same verdict on every run, so property tests draw the same
+# examples each time; set HYPOTHESIS_PROFILE=explore to draw new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Tests choose their language explicitly; the machine's locale must not leak in.
 os.environ["KERASLAB_LANG"] = "en"

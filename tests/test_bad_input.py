@@ -242,3 +242,18 @@ def test_usage_error_wall_time(tmp_path):
     assert "--p" in completed.stderr
     # Interpreter start included; a Keras import would add several seconds.
     assert elapsed < 3.0
+
+
+def test_overlong_name_rejected(invoke, tmp_path):
+    result = invoke("approx", *FAST, "--outputs", tmp_path, "--name", "x" * 300)
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2, result.output
+    assert "--name" in message
+    assert "at most 200 bytes" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overlong_outputs_path_is_an_output_error(invoke, tmp_path):
+    result = invoke("approx", *FAST, "--outputs", tmp_path / ("y" * 300))
+    assert result.exit_code == 1, result.output
+    assert "Cannot write to the output folder" in " ".join(result.stderr.split())

@@ -42,12 +42,19 @@ class RunResult:
     signal_number: int | None = None
 
 
+# File systems limit a name to 255 bytes; the lock file adds 6 and temporary
+# files keep a margin for their own prefixes and suffixes.
+MAX_NAME_BYTES = 200
+
+
 def check_name(name: str | None) -> str | None:
     """Reject a run name that is not a plain folder name."""
     if name is None:
         return None
     if not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
         raise InvalidValue("name", name, _("a plain folder name without '/', for example my-run"))
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise InvalidValue("name", name[:40] + "…", _("a folder name of at most {limit} bytes").format(limit=MAX_NAME_BYTES))
     return name
 
 

@@ -128,7 +128,11 @@ def prepare_folder(folder: Path) -> Path:
     """
     folder = Path(folder)
     for parent in [folder, *folder.parents]:
-        if parent.exists() and not parent.is_dir():
+        try:
+            blocked = parent.exists() and not parent.is_dir()
+        except OSError as error:
+            raise OutputError(_("Cannot write to the output folder {folder}: {reason}. Choose a writable folder with --outputs.").format(folder=folder, reason=error.strerror or error)) from None
+        if blocked:
             raise OutputError(_("Cannot create the output folder {folder}: {path} is a file, not a folder. Choose another --outputs or --name, or move that file.").format(folder=folder, path=parent))
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,8 @@ def test_narrow_loss_range_gets_readable_ticks():
     losses = [4.96 - 0.002 * epoch for epoch in range(400)]
     axis.plot(losses)
     axis.set_yscale("log")
-    label_narrow_log_axis(axis, [losses])
+    # Lists and the arrays that Matplotlib lines hold are both accepted.
+    label_narrow_log_axis(axis, [losses, axis.lines[0].get_ydata(), None])
     figure.canvas.draw()
     labels = [tick.get_text() for tick in axis.get_yticklabels() if tick.get_text()]
     plt.close(figure)

@@ -137,7 +137,7 @@ def label_narrow_log_axis(axis, series: list) -> None:
     """
     from matplotlib import ticker
 
-    values = np.concatenate([_positive(np.asarray(s, dtype=float)) for s in series if s])
+    values = np.concatenate([_positive(np.asarray(s, dtype=float)) for s in series if s is not None and len(s)] or [np.empty(0)])
     values = values[np.isfinite(values)]
     if len(values) == 0 or values.max() / values.min() >= 10:
         return

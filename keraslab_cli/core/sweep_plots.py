@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from keraslab_cli.core.i18n import _, format_plot_number
-from keraslab_cli.core.plots import BLUE, RED, _positive, plt, save_figure
+from keraslab_cli.core.plots import BLUE, RED, _positive, label_narrow_log_axis, plt, save_figure
 from keraslab_cli.core.sweep import ConfigurationSummary, SweepPlan, describe_values, plot_grid, varying_fields
 
 # Fields shown in the subtitle when the sweep does not vary them: what a
@@ -104,6 +104,7 @@ def plot_loss_curves(path: Path, plan: SweepPlan, summaries: list[ConfigurationS
             with_validation = with_validation or style == "--"
     if axis.lines:
         axis.set_yscale("log")
+        label_narrow_log_axis(axis, [line.get_ydata() for line in axis.lines])
     axis.set_xlabel(_("epoch"))
     name = plan.configurations[0].loss.upper()
     if train_column == "data_loss":

@@ -13,7 +13,7 @@ command, so a merged catalog also lists those that another catalog
 translates. keraslab skips empty and fuzzy entries, so they do no harm.
 ``pybabel extract -k _ -k N_ --no-default-keywords -o
 keraslab_cli/locale/keraslab.pot keraslab_cli`` extracts the same messages,
-except a ``_('...')`` written inside an f-string, which only this script sees.
+except a ``_('...')`` written inside an f-string, which only this script finds.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def test_bad_value_rejected_in_french(invoke, tmp_path, case):
     assert not (tmp_path / "outputs").exists()
 
 
-# Errors that Click and typer raise while parsing, before keraslab sees a value.
+# Errors that Click and typer raise while parsing, before keraslab receives a value.
 PARSE_ERRORS = [
     (("--p", "abc"), "--p"),
     (("--epochs", "1.5"), "--epochs"),

@@ -414,7 +414,8 @@ def test_saved_plots_are_images(runs, language):
         assert data[:8] == b"\x89PNG\r\n\x1a\n", name
         assert len(data) > 10_000, name
         pixels = imread(folder / name)
-        assert pixels.shape[0] > 300 and pixels.shape[1] > 500, name
+        assert pixels.shape[0] > 300, name
+        assert pixels.shape[1] > 500, name
         assert float(np.std(pixels[..., :3])) > 0.05, f"{name} is blank"
 
 

@@ -1,6 +1,6 @@
 """Activations that Keras lacks but the handout discusses, registered for saving.
 
-Imported by ``backend`` so that every model keraslab saves or loads knows them.
+Imported by ``backend`` so that every model keraslab saves or loads can use them.
 Registered functions load in Keras's safe mode, unlike Lambda layers.
 """
 

@@ -32,7 +32,7 @@ OUTPUT_COLORS = (RED, BLUE, "tab:green", "tab:orange", "tab:purple", "tab:brown"
 
 @dataclass
 class FunctionData:
-    """What a plot of F shows.
+    """Data of a plot of F.
 
     Attributes:
         kind: ``curve`` (1 input), ``surface`` (2 inputs) or ``slices`` (3 or more).
@@ -150,7 +150,7 @@ def output_labels(outputs: int) -> list[str]:
 
 
 def plot_function(path: Path, data: FunctionData, name: str) -> Path:
-    """Draw F as its data's kind asks and save the PNG."""
+    """Draw F as a curve, a surface or slices, by the kind of its data, and save the PNG."""
     if data.kind == "curve":
         return _plot_curve(path, data, name)
     if data.kind == "surface":

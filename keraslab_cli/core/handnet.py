@@ -288,7 +288,7 @@ def _show(value: Any) -> str:
 def keras_weights(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     """Return the layer as Keras's ``get_weights()``: kernel (inputs, units) and bias (units,).
 
-    Row i of the kernel holds the weights of input i for every neuron, so the
+    Row i of the kernel contains the weights of input i for every neuron, so the
     kernel is the transpose of the natural table of weights (one row per neuron).
     """
     kernel = np.array([neuron.weights for neuron in layer.neurons], dtype=np.float32).T
@@ -342,7 +342,7 @@ def network_from_model(model, name: str, path: str) -> Network:
 
 @dataclass(frozen=True)
 class LayerTrace:
-    """What one layer computes for a batch of points.
+    """Intermediate values of one layer for a batch of points.
 
     Attributes:
         weighted_sums: z = x·kernel + bias, shape (points, units).
@@ -473,6 +473,6 @@ def save_run(
 
 
 def keras_document(layer: Layer) -> dict[str, Any]:
-    """Return a layer as Keras's ``get_weights()`` sees it, with the shapes, for JSON."""
+    """Return a layer in the layout of Keras's ``get_weights()``, with the shapes, for JSON."""
     kernel, bias = keras_weights(layer)
     return {"kernel": kernel.tolist(), "kernel_shape": list(kernel.shape), "bias": bias.tolist(), "bias_shape": list(bias.shape)}

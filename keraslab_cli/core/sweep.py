@@ -119,8 +119,8 @@ def _reject_decimal_comma(field_name: str, text: str, items: list[str]) -> None:
     """Reject a French decimal comma, which would otherwise split one number into two values.
 
     ``0,001`` has an item with a leading zero followed by digits, which no one
-    writes for an integer, and ``0,3`` is exactly two integers: it may mean
-    0.3 or the two values 0 and 3, so the user must write which.
+    writes for an integer. ``0,3`` is exactly two integers, which may mean 0.3
+    or the two values 0 and 3, so the user must write which.
 
     Raises:
         InvalidValue: with the list written with decimal points.
@@ -692,7 +692,7 @@ def ranking_metric(plan: SweepPlan) -> str:
     """Return the summary field that ranks a sweep: the final loss for approx, MSE(F, f) for noisy.
 
     A noisy run's training loss measures the fit to the noise, and includes
-    the L2 penalty, which favours l2 = 0. What the noisy study asks is how
+    the L2 penalty, which favours l2 = 0. The question of the noisy study is how
     close F stays to f, so noisy sweeps are ranked by MSE(F, f) on the dense grid.
     """
     return "dense_mse" if plan.command == "noisy" else "final_loss"

@@ -7,7 +7,7 @@ the same draws from torch's global generator as ``fit``'s DataLoader, computes
 the same loss, updates the weights with the Keras optimizer's update rule, and
 drives the same Keras callbacks (EarlyStopping, ReduceLROnPlateau). Its loss
 history equals ``fit``'s to float32 rounding. A model with a layer the fast
-engine does not know is trained with ``fit`` itself, and the result says why.
+engine does not know is trained with ``fit`` itself, and the result gives the reason.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class StopRequest:
 
 @dataclass
 class TrainingResult:
-    """What training produced, whatever the engine.
+    """Outcome of training, whatever the engine.
 
     Attributes:
         history: per-epoch lists: ``loss`` (as fit reports it), ``val_loss``
@@ -130,7 +130,7 @@ def train(
     stop: StopRequest | None = None,
     engine: str = "auto",
 ) -> TrainingResult:
-    """Compile and train ``model`` on ``data`` as ``spec`` says.
+    """Compile and train ``model`` on ``data`` with the parameters of ``spec``.
 
     Args:
         model: a model from ``build_mlp`` (not yet compiled).
@@ -267,12 +267,12 @@ def _update_function(optimizer, variables) -> Callable[[list], None]:
     """Return the step that applies gradients with the Keras optimizer's update rule.
 
     ``optimizer.apply`` spends about as long on checks as on the update for the
-    lab's models. Without its optional features (loss scaling, gradient
-    accumulation, EMA, constraints, variables overwritten by their gradient),
-    ``apply`` clips the gradients, applies weight decay, runs the backend's
-    update step with the current learning rate and adds 1 to the iterations
-    counter, so the returned step does exactly that. Otherwise it calls
-    ``apply`` itself.
+    lab's models. Its optional features are loss scaling, gradient
+    accumulation, EMA, constraints and variables overwritten by their gradient.
+    Without them, ``apply`` clips the gradients, applies weight decay, runs the
+    backend's update step with the current learning rate and adds 1 to the
+    iterations counter, so the returned step does exactly that. With any of
+    them, the step calls ``apply`` itself.
     """
     plain = (
         optimizer.loss_scale_factor is None
@@ -304,9 +304,9 @@ def _skip_draws(count: int) -> None:
 def _fit_permutation(samples: int):
     """Draw a row order exactly as fit's torch DataLoader does for one epoch."""
     # Each epoch, Keras creates a DataLoader iterator, which draws its base
-    # seed, then RandomSampler draws the seed of its own generator
-    # (keras 3.15 EpochIterator, torch 2.13 DataLoader; the fit-equality test
-    # checks this order).
+    # seed. Then RandomSampler draws the seed of its own generator. This is the
+    # order of keras 3.15's EpochIterator and torch 2.13's DataLoader, and the
+    # fit-equality tests check it.
     _skip_draws(1)
     seed = int(torch.empty((), dtype=torch.int64).random_().item())
     generator = torch.Generator()

@@ -12,7 +12,10 @@ processes affects them alike. The tables give medians over the repetitions
 and the median of the per-repetition ratios. Then it times ``keraslab --help``,
 ``keraslab approx --epochs 1`` and the default ``keraslab approx`` as
 subprocesses (before the training measurements), with their peak resident
-memory, and appends a dated section to ``bench/RESULTS.md``.
+memory. It also runs 20 short runs in one sweep worker and compares the
+worker's resident memory after 2 runs and after 20, which shows whether a
+long-lived worker leaks. Last, it appends a dated section to
+``bench/RESULTS.md``.
 
 Usage::
 
@@ -179,6 +182,19 @@ def measure_commands(repeats: int, folder: Path) -> dict[str, dict]:
     return results
 
 
+def measure_worker_memory(runs: int, epochs: int, folder: Path) -> list[float]:
+    """Run ``runs`` small specs in one sweep worker and return its RSS in MiB after each."""
+    from keraslab_cli.core.spec import ExperimentSpec
+    from keraslab_cli.core.sweep import run_specs_in_one_worker
+
+    variants = [("rmsprop", False), ("adam", True), ("sgd", False), ("adam", False), ("rmsprop", True)]
+    specs = [
+        ExperimentSpec(epochs=epochs, optimizer=variants[index % len(variants)][0], normalize=variants[index % len(variants)][1], seed=index)
+        for index in range(runs)
+    ]
+    return [outcome.rss_mb for outcome in run_specs_in_one_worker(specs, folder)]
+
+
 def median_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(numerator / denominator for numerator, denominator in zip(numerators, denominators))
 
@@ -220,6 +236,14 @@ def format_section(label: str, training: dict[str, list[float]], default_threads
     for name, result in commands.items():
         failures = f" ({len(result['failed'])} runs failed)" if result["failed"] else ""
         lines.append(f"| `{name}` | {spread(result['seconds'], 2)}{failures} | {statistics.median(result['peak_mb']):.0f} |")
+    memory = settings.get("worker_rss")
+    if memory:
+        lines += [
+            "",
+            f"Sweep worker memory ({len(memory)} runs of {settings['worker_epochs']} epochs in one worker): "
+            f"{memory[1]:.1f} MiB after 2 runs, {memory[-1]:.1f} MiB after {len(memory)}, "
+            f"ratio {memory[-1] / memory[1]:.3f} (goal ≤ 1.10).",
+        ]
     details = commands["keraslab approx"]["run_json"]
     lines += [
         "",
@@ -262,6 +286,9 @@ def main() -> None:
     # this process imports keras and torch.
     with tempfile.TemporaryDirectory() as folder:
         commands = measure_commands(arguments.command_repeats, Path(folder))
+    worker_epochs = 50 if arguments.quick else 200
+    with tempfile.TemporaryDirectory() as folder:
+        worker_rss = measure_worker_memory(20, worker_epochs, Path(folder))
     training, default_threads = measure_training(arguments.epochs, arguments.default_thread_epochs, arguments.repeats)
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -270,6 +297,8 @@ def main() -> None:
         "epochs": arguments.epochs,
         "default_thread_epochs": arguments.default_thread_epochs,
         "repeats": arguments.repeats,
+        "worker_rss": worker_rss,
+        "worker_epochs": worker_epochs,
     }
     section = format_section(arguments.label, training, default_threads, commands, settings)
     print("\n" + section)

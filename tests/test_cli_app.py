@@ -97,3 +97,14 @@ def test_readme_network_file_example_holds(invoke, tmp_path):
     path.write_text(network, encoding="utf-8")
     result = invoke("handnet", path, "--at", command.group(1).split()[1], "--expect", command.group(2), "--tol", command.group(3), "--outputs", tmp_path, "--quiet")
     assert result.exit_code == 0, result.output
+
+
+def test_readme_index_column_example():
+    """The README's awk example selects the units column of runs.csv."""
+    import re
+
+    from keraslab_cli.core.outputs import INDEX_COLUMNS
+
+    for name in ("README.md", "README.fr.md"):
+        column = int(re.search(r"awk -F, 'NR > 1 && \$(\d+) == 5'", readme(name)).group(1))
+        assert INDEX_COLUMNS[column - 1] == "units", name

@@ -193,6 +193,27 @@ def test_append_index_header_once(tmp_path):
     assert (tmp_path / "runs.csv").read_text().count("time,command") == 1
 
 
+def test_append_index_parameter_columns(tmp_path):
+    append_index(tmp_path, {"command": "approx", "status": "completed", "folder": "a", "parameters": {"units": 5, "epochs": 1000, "interval": [0.0, 5.0], "normalize": True}})
+    rows = list(csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8")))
+    assert rows[0]["units"] == "5"
+    assert rows[0]["epochs"] == "1000"
+    assert rows[0]["interval"] == "0.0 5.0"
+    assert rows[0]["normalize"] == "True"
+    assert rows[0]["command"] == "approx"
+
+
+def test_append_index_keeps_older_header(tmp_path):
+    index = tmp_path / "runs.csv"
+    index.write_text("time,command,folder,parameters\n2026-01-01,approx,old,{}\n", encoding="utf-8")
+    append_index(tmp_path, {"time": "2026-12-04", "command": "noisy", "folder": "new", "final_loss": 0.1, "parameters": {"units": 3}})
+    rows = list(csv.DictReader(index.open(encoding="utf-8")))
+    assert list(rows[1]) == ["time", "command", "folder", "parameters"]
+    assert rows[0]["folder"] == "old"
+    assert rows[1]["folder"] == "new"
+    assert json.loads(rows[1]["parameters"]) == {"units": 3}
+
+
 def _append_many(arguments):
     folder, worker, count = arguments
     for index in range(count):

@@ -27,12 +27,16 @@ from filelock import FileLock, Timeout
 
 from keraslab_cli.core.errors import OutputError
 from keraslab_cli.core.i18n import _
+from keraslab_cli.core.spec import field_names
 
 INDEX_NAME = "runs.csv"
-INDEX_COLUMNS = (
+RESULT_COLUMNS = (
     "time", "command", "status", "folder", "final_loss", "best_loss", "best_epoch",
-    "max_abs_error", "dense_mse", "val_loss", "trainable_params", "seconds", "parameters",
+    "max_abs_error", "dense_mse", "val_loss", "trainable_params", "seconds",
 )
+# One column per parameter, so that shell scripts can select runs with cut or
+# awk, then every parameter again as one JSON object.
+INDEX_COLUMNS = (*RESULT_COLUMNS, *(name for name in field_names() if name != "command"), "parameters")
 LOCK_TIMEOUT_SECONDS = 120
 
 
@@ -174,16 +178,24 @@ def folder_lock(folder: Path):
 
 
 def append_index(outputs: Path, row: dict[str, Any]) -> Path:
-    """Append one row to ``outputs/runs.csv`` under a lock, writing the header if new."""
+    """Append one row to ``outputs/runs.csv`` under a lock, writing the header if new.
+
+    The values of ``row["parameters"]`` also fill the per-parameter columns. An
+    index written by an older keraslab keeps its own header, and new rows
+    follow it, so existing rows stay aligned.
+    """
     outputs = Path(outputs)
     index = outputs / INDEX_NAME
     lock = FileLock(str(outputs / f".{INDEX_NAME}.lock"), timeout=LOCK_TIMEOUT_SECONDS)
+    values = {**(row.get("parameters") or {}), **row}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     with lock:
-        if not index.exists() or index.stat().st_size == 0:
-            writer.writerow(INDEX_COLUMNS)
-        writer.writerow([_index_cell(row.get(column)) for column in INDEX_COLUMNS])
+        columns = _existing_header(index)
+        if columns is None:
+            columns = list(INDEX_COLUMNS)
+            writer.writerow(columns)
+        writer.writerow([_index_cell(values.get(column)) for column in columns])
         # One write() on an O_APPEND descriptor: a process killed here leaves
         # the row whole or absent, never half of it.
         descriptor = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
@@ -195,7 +207,17 @@ def append_index(outputs: Path, row: dict[str, Any]) -> Path:
     return index
 
 
+def _existing_header(index: Path) -> list[str] | None:
+    """Return the header of an existing, non-empty index, or None."""
+    if not index.exists() or index.stat().st_size == 0:
+        return None
+    with index.open(encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), None) or None
+
+
 def _index_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(item) for item in value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, default=_json_default)
     if value is None:

@@ -139,8 +139,9 @@ def summary_table(result) -> Table:
         add(_("Best loss"), _("{value} at epoch {epoch}").format(value=format_number(metrics.get("best_loss")), epoch=metrics["best_epoch"]))
     add(_("Max |F(x) − f(x)| on the data"), format_number(metrics.get("max_abs_error")))
     add(_("MSE of F against f on the interval"), format_number(metrics.get("dense_mse")))
-    add(_("Training time"), _("{seconds} s ({ms} ms per epoch, {engine} engine)").format(
-        seconds=format_number(metrics["train_seconds"], 3), ms=format_number(metrics["ms_per_epoch"], 3), engine=result.engine))
+    engines = {"fast": _("keraslab's fast loop"), "fit": _("Keras's model.fit")}
+    add(_("Training time"), _("{seconds} s ({ms} ms per epoch, {engine})").format(
+        seconds=format_number(metrics["train_seconds"], 3), ms=format_number(metrics["ms_per_epoch"], 3), engine=engines.get(result.engine, result.engine)))
     add(_("Status"), status_label(result.status))
     add(_("Folder"), escape(str(result.folder)))
     return table

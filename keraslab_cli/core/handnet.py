@@ -14,7 +14,6 @@ evaluating and tracing import them.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from keraslab_cli.core.defaults import HAND_ACTIVATIONS
 from keraslab_cli.core.errors import InvalidFile
 from keraslab_cli.core.i18n import N_, _
+from keraslab_cli.core.spec import is_finite_number
 
 NETWORK_SUFFIXES = (".toml", ".json")
 # A hand-written network takes a few hundred bytes; a bigger file is not one.
@@ -230,17 +230,17 @@ def _parse_neuron(document: Any, layer: int, number: int, fan_in: int, problem: 
         problem.raise_(_("{where}: missing bias (a number, 0 for none).").format(where=where))
     weights = document["weights"]
     if not isinstance(weights, list):
-        weights = [weights] if _is_number(weights) and fan_in == 1 else weights
+        weights = [weights] if is_finite_number(weights) and fan_in == 1 else weights
     if not isinstance(weights, list):
         problem.raise_(_("{where}: weights must be a list of {count} numbers, found {found}.").format(where=where, count=fan_in, found=_show(weights)))
     if len(weights) != fan_in:
         source = _("the network's inputs") if layer == 1 else _("the neurons of layer {previous}").format(previous=layer - 1)
         problem.raise_(_("{where}: expected {expected} weights (one per input: {source}), found {found}.").format(where=where, expected=fan_in, source=source, found=len(weights)))
     for index, weight in enumerate(weights, start=1):
-        if not _is_number(weight):
+        if not is_finite_number(weight):
             problem.raise_(_("{where}: weight {index} must be a finite number, found {found}.").format(where=where, index=index, found=_show(weight)))
     bias = document["bias"]
-    if not _is_number(bias):
+    if not is_finite_number(bias):
         problem.raise_(_("{where}: the bias must be a finite number, found {found}.").format(where=where, found=_show(bias)))
     return Neuron(tuple(float(weight) for weight in weights), float(bias))
 
@@ -262,10 +262,6 @@ class _Problems:
         if where:
             self.raise_(_("{where}: unknown key {key}. Expected only: {allowed}.").format(where=where, key=key, allowed=names))
         self.raise_(_("unknown key {key}. Expected only: {allowed}.").format(key=key, allowed=names))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_integer(value: Any) -> bool:

@@ -25,6 +25,7 @@ from keraslab_cli.core.defaults import HAND_ACTIVATIONS
 from keraslab_cli.core.errors import InvalidFile, InvalidValue, KeraslabError
 from keraslab_cli.core.handnet import BUILTIN_NETWORKS, Network, build_model, is_network_file, load_network
 from keraslab_cli.core.i18n import _
+from keraslab_cli.core.spec import is_finite_number
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -127,16 +128,12 @@ def read_training_run(path: Path) -> TrainingRun | None:
         return None
     config = document.get("config") if isinstance(document, dict) else None
     interval = config.get("interval") if isinstance(config, dict) else None
-    if not isinstance(interval, list) or len(interval) != 2 or not all(_is_finite_number(bound) for bound in interval):
+    if not isinstance(interval, list) or len(interval) != 2 or not all(is_finite_number(bound) for bound in interval):
         return None
     if not interval[0] < interval[1]:
         return None
     function = config.get("function")
     return TrainingRun((float(interval[0]), float(interval[1])), function if isinstance(function, str) and function.strip() else None)
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_keras_file(path: Path):

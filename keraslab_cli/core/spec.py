@@ -100,7 +100,8 @@ def _check(condition: bool, field_name: str, value: Any, expected: str) -> None:
         raise InvalidValue(field_name, value, expected)
 
 
-def _is_finite(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """Return True for an int or float (not a bool) that is neither NaN nor infinite."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -147,26 +148,26 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
 
     positive_number = _("a positive finite number, for example 0.001")
     if spec.learning_rate is not None:
-        _check(_is_finite(spec.learning_rate) and spec.learning_rate > 0, "learning_rate", spec.learning_rate, positive_number)
-    _check(_is_finite(spec.momentum) and 0 <= spec.momentum < 1, "momentum", spec.momentum, _("a number in [0, 1), for example 0.9"))
+        _check(is_finite_number(spec.learning_rate) and spec.learning_rate > 0, "learning_rate", spec.learning_rate, positive_number)
+    _check(is_finite_number(spec.momentum) and 0 <= spec.momentum < 1, "momentum", spec.momentum, _("a number in [0, 1), for example 0.9"))
     _check(not (spec.momentum > 0 and spec.optimizer != "sgd"), "momentum", spec.momentum, _("0 unless the optimizer is sgd (--optimizer sgd)"))
     _check(not (spec.nesterov and spec.optimizer != "sgd"), "nesterov", spec.nesterov, _("only with the sgd optimizer (--optimizer sgd)"))
     if spec.batch_size is not None:
         _check(spec.batch_size >= 1, "batch_size", spec.batch_size, positive_integer)
-    _check(_is_finite(spec.lr_decay) and 0 < spec.lr_decay <= 1, "lr_decay", spec.lr_decay, _("a number in (0, 1], for example 0.5"))
-    _check(_is_finite(spec.lr_min) and spec.lr_min >= 0, "lr_min", spec.lr_min, _("a finite number of at least 0"))
+    _check(is_finite_number(spec.lr_decay) and 0 < spec.lr_decay <= 1, "lr_decay", spec.lr_decay, _("a number in (0, 1], for example 0.5"))
+    _check(is_finite_number(spec.lr_min) and spec.lr_min >= 0, "lr_min", spec.lr_min, _("a finite number of at least 0"))
     _check(spec.patience >= 1, "patience", spec.patience, positive_integer)
     for name in ("l1", "l2"):
         value = getattr(spec, name)
-        _check(_is_finite(value) and value >= 0, name, value, _("a finite number of at least 0, for example 0.001"))
-    _check(_is_finite(spec.dropout) and 0 <= spec.dropout < 1, "dropout", spec.dropout, _("a number in [0, 1), for example 0.1"))
+        _check(is_finite_number(value) and value >= 0, name, value, _("a finite number of at least 0, for example 0.001"))
+    _check(is_finite_number(spec.dropout) and 0 <= spec.dropout < 1, "dropout", spec.dropout, _("a number in [0, 1), for example 0.1"))
 
     low, high = spec.interval
-    _check(_is_finite(low) and _is_finite(high) and low < high, "interval", f"{low} {high}", _("two finite bounds A B with A < B, for example 0 5"))
+    _check(is_finite_number(low) and is_finite_number(high) and low < high, "interval", f"{low} {high}", _("two finite bounds A B with A < B, for example 0 5"))
     _check(max(abs(low), abs(high)) <= FLOAT32_MAX, "interval", f"{low} {high}", _("bounds between -3.4e38 and 3.4e38, the range of float32 numbers that Keras trains with"))
-    _check(_is_finite(spec.sigma) and spec.sigma >= 0, "sigma", spec.sigma, _("a finite standard deviation of at least 0, for example 0.3"))
-    _check(_is_finite(spec.mu), "mu", spec.mu, _("a finite number"))
-    _check(_is_finite(spec.val_split) and 0 <= spec.val_split < 1, "val_split", spec.val_split, _("a share in [0, 1), for example 0.2"))
+    _check(is_finite_number(spec.sigma) and spec.sigma >= 0, "sigma", spec.sigma, _("a finite standard deviation of at least 0, for example 0.3"))
+    _check(is_finite_number(spec.mu), "mu", spec.mu, _("a finite number"))
+    _check(is_finite_number(spec.val_split) and 0 <= spec.val_split < 1, "val_split", spec.val_split, _("a share in [0, 1), for example 0.2"))
     if spec.early_stopping is not None:
         _check(spec.early_stopping >= 1, "early_stopping", spec.early_stopping, positive_integer)
         _check(spec.val_split > 0, "early_stopping", spec.early_stopping, _("a validation set: early stopping watches the validation loss, so --val-split must be above 0"))

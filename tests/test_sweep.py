@@ -293,8 +293,7 @@ def test_french_on_off_words():
 
 
 def test_plural_forms_by_language():
-    from keraslab_cli.core.i18n import set_language
-    from keraslab_cli.core.sweep import plural
+    from keraslab_cli.core.i18n import plural, set_language
 
     forms = ("{count} run", "{count} runs")
     assert [plural(count, *forms).format(count=count) for count in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]

@@ -117,7 +117,7 @@ def probes_table(result) -> Table:
         table.add_row(str(step), str(found.layers), str(found.units), format_number(found.trainable_params), format_number(found.epochs),
                       format_number(found.best_mse, 3), str(found.first_epoch_below or "—"), format_number(found.seconds, 3), style=style)
     if result.skipped:
-        from keraslab_cli.core.sweep import plural
+        from keraslab_cli.core.i18n import plural
 
         caption = plural(result.skipped, N_("{count} larger architecture was not trained."), N_("{count} larger architectures were not trained."))
         table.caption = caption.format(count=result.skipped)
@@ -130,7 +130,7 @@ def winner_text(result, folder: Path) -> str:
     The MSE gets 6 significant digits because it is often just below the
     target, which 3 digits would round to the target itself.
     """
-    from keraslab_cli.core.sweep import plural
+    from keraslab_cli.core.i18n import plural
 
     winner = result.winner
     layers = plural(winner.spec.layers, N_("{count} hidden layer"), N_("{count} hidden layers")).format(count=winner.spec.layers)
@@ -142,7 +142,7 @@ def winner_text(result, folder: Path) -> str:
 
 def epochs_text(epochs: int) -> str:
     """Return ``1 epoch`` or ``4000 epochs`` in the selected language."""
-    from keraslab_cli.core.sweep import plural
+    from keraslab_cli.core.i18n import plural
 
     return plural(epochs, N_("{count} epoch"), N_("{count} epochs")).format(count=epochs)
 

@@ -137,7 +137,7 @@ def stop_on_signals(plan, reporter: "RunReporter"):
     try:
         yield
     except KeyboardInterrupt:
-        from keraslab_cli.core.sweep import plural
+        from keraslab_cli.core.i18n import plural
 
         total = len(plan.runs)
         done = plural(total, N_("Sweep interrupted: {done} of {total} run finished."), N_("Sweep interrupted: {done} of {total} runs finished."))
@@ -164,7 +164,7 @@ class RunReporter:
     def __enter__(self) -> "RunReporter":
         self.progress.start()
         self.task = self.progress.add_task("", total=len(self.plan.runs))
-        from keraslab_cli.core.sweep import plural
+        from keraslab_cli.core.i18n import plural
 
         runs = plural(len(self.plan.runs), N_("{count} run"), N_("{count} runs")).format(count=len(self.plan.runs))
         if self.plan.repeat > 1:
@@ -197,7 +197,8 @@ class RunReporter:
 
 def plan_table(plan) -> Table:
     """Build the table of a dry run: every run, its seed and whether it is reused."""
-    from keraslab_cli.core.sweep import display_label, format_value, plural, varying_fields
+    from keraslab_cli.core.i18n import plural
+    from keraslab_cli.core.sweep import display_label, format_value, varying_fields
 
     varying = varying_fields(plan)
     title = plural(len(plan.runs), N_("Sweep {command}: {runs} run planned, none trained (--dry-run)"), N_("Sweep {command}: {runs} runs planned, none trained (--dry-run)"))
@@ -226,7 +227,8 @@ def plan_document(plan) -> dict:
 def ranked_table(plan, summaries) -> Table:
     """Build the table of configurations ranked by final loss (noisy: by MSE(F, f)), failures last."""
     from keraslab_cli.cli.render import status_label
-    from keraslab_cli.core.sweep import display_label, format_value, plural, varying_fields
+    from keraslab_cli.core.i18n import plural
+    from keraslab_cli.core.sweep import display_label, format_value, varying_fields
 
     varying = varying_fields(plan)
     from keraslab_cli.core.sweep import ranking_metric

@@ -78,6 +78,16 @@ def _(message: str) -> str:
     return load_catalog(language).get(message, message)
 
 
+def plural(count: int, singular: str, plural_form: str) -> str:
+    """Translate the singular or the plural message, whichever ``count`` takes.
+
+    French uses the singular for 0 and 1, English for 1 only. Mark both
+    messages with ``N_()`` so they are extracted.
+    """
+    one = count in (0, 1) if get_language() == "fr" else count == 1
+    return _(singular if one else plural_form)
+
+
 def N_(message: str) -> str:
     """Mark a message for extraction without translating it yet."""
     return message

@@ -46,16 +46,6 @@ MAX_RANGE_VALUES = 1000  # a range longer than this is almost certainly a typo i
 MAX_NAME_LENGTH = 100  # sweep folder names stay readable; longer ones end with a hash
 
 
-def plural(count: int, singular: str, plural_form: str) -> str:
-    """Translate the singular or the plural message, whichever ``count`` takes.
-
-    French uses the singular for 0 and 1, English for 1 only. Mark both
-    messages with ``N_()`` so they are extracted.
-    """
-    one = count in (0, 1) if get_language() == "fr" else count == 1
-    return _(singular if one else plural_form)
-
-
 # Values ---------------------------------------------------------------------
 
 

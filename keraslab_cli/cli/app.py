@@ -150,7 +150,9 @@ class KeraslabGroup(typer.core.TyperGroup):
         except KeraslabError as error:
             print_error(error)
             exit_code = error.exit_code
-        except (typer.Abort, KeyboardInterrupt):
+        except typer.Abort:
+            # typer turns Ctrl-C into exit code 130 itself, so only an Abort
+            # (end of input at a prompt) reaches this branch.
             error_console().print(_("Interrupted."))
             exit_code = EXIT_INTERRUPTED
         except _click.exceptions.ClickException as error:

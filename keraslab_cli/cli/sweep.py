@@ -17,6 +17,7 @@ from rich.table import Table
 
 from keraslab_cli.cli.console import make_console, print_error
 from keraslab_cli.cli.options import LangOption, common_parameters, options_for, typer_parameter, with_signature
+from keraslab_cli.cli.training_command import exit_code_for
 from keraslab_cli.core.i18n import N_, _, format_number
 
 HELP = N_(
@@ -33,8 +34,6 @@ COMMAND_HELP = {
 }
 SWEEP = N_("Sweep")
 EXIT_FAILED = 1
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
 RepeatOption = Annotated[int, typer.Option("--repeat", min=1, help=N_("Runs per configuration, with seeds --seed, --seed + 1, …; the table shows mean ± standard deviation."), rich_help_panel=SWEEP)]
 JobsOption = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help=N_("Worker processes training in parallel, each with one torch thread. Default: the number of cores."), rich_help_panel=SWEEP)]
@@ -130,7 +129,7 @@ def stop_on_signals(plan, reporter: "RunReporter"):
     message, so the sweep installs its own for the time it runs.
     """
     def interrupt(number, _frame):
-        reporter.terminated = number == signal.SIGTERM
+        reporter.signal_number = number
         raise KeyboardInterrupt
 
     previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
@@ -142,7 +141,7 @@ def stop_on_signals(plan, reporter: "RunReporter"):
         total = len(plan.runs)
         done = plural(total, N_("Sweep interrupted: {done} of {total} run finished."), N_("Sweep interrupted: {done} of {total} runs finished."))
         print_error(done.format(done=reporter.done, total=total) + " " + _("Run the same command again to resume: it reuses the finished runs and trains the others."))
-        raise typer.Exit(EXIT_SIGTERM if reporter.terminated else EXIT_SIGINT) from None
+        raise typer.Exit(exit_code_for(reporter.signal_number)) from None
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -157,7 +156,7 @@ class RunReporter:
         self.console = console
         self.plan = plan
         self.done = 0
-        self.terminated = False
+        self.signal_number: int | None = None
         self.progress = Progress(TextColumn(_("Sweep")), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not console.is_terminal)
         self.task = None
 

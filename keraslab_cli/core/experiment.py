@@ -119,6 +119,7 @@ def run_experiment(
         restored_epoch=result.restored_epoch,
     )
 
+    layers = describe_layers(model)
     with folder_lock(folder):
         # run.json is written last, so a folder without it contains an unfinished run.
         remove_temporaries(folder)
@@ -138,7 +139,7 @@ def run_experiment(
             "metrics": metrics,
             "engine": result.engine,
             "engine_note": result.engine_note,
-            "layers": describe_layers(model),
+            "layers": layers,
             "files": files,
             "versions": library_versions(),
         }
@@ -167,7 +168,7 @@ def run_experiment(
         status=result.status,
         metrics=metrics,
         files=files,
-        layers=describe_layers(model),
+        layers=layers,
         engine=result.engine,
         engine_note=result.engine_note,
         history=history,
@@ -212,12 +213,10 @@ def add_data_losses(history: dict[str, list[float]], penalties: list[float]) -> 
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
-    """Evaluate the model on a float32 column without Keras's progress output."""
-    from keraslab_cli.core.backend import torch
+    """Evaluate a one-output model on a column of x, as a flat float64 array."""
+    from keraslab_cli.core.handnet import evaluate
 
-    with torch.no_grad():
-        output = model(x, training=False)
-    return np.asarray(output.detach().cpu().numpy() if hasattr(output, "detach") else output, dtype=np.float64).reshape(-1)
+    return evaluate(model, x).reshape(-1)
 
 
 def compute_metrics(model, spec: ExperimentSpec, data: Dataset, history: dict[str, list[float]]) -> dict[str, Any]:

@@ -84,8 +84,8 @@ def plural(count: int, singular: str, plural_form: str) -> str:
     French uses the singular for 0 and 1, English for 1 only. Mark both
     messages with ``N_()`` so they are extracted.
     """
-    one = count in (0, 1) if get_language() == "fr" else count == 1
-    return _(singular if one else plural_form)
+    use_singular = count in (0, 1) if get_language() == "fr" else count == 1
+    return _(singular if use_singular else plural_form)
 
 
 def N_(message: str) -> str:
